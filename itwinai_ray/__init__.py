@@ -1,0 +1,53 @@
+"""itwinai-ray: hyperparameter optimisation of PyTorch training pipelines on Ray.
+
+Public names are imported lazily (PEP 562), so ``import itwinai_ray`` is cheap and never
+imports torch, ray, deepspeed or horovod until a name that needs them is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # components and pipeline
+    "BaseComponent": "itwinai_ray.components",
+    "DataGetter": "itwinai_ray.components",
+    "DataSplitter": "itwinai_ray.components",
+    "DataProcessor": "itwinai_ray.components",
+    "Trainer": "itwinai_ray.components",
+    "Saver": "itwinai_ray.components",
+    "Adapter": "itwinai_ray.components",
+    "Pipeline": "itwinai_ray.pipeline",
+    # configuration
+    "TrainingConfiguration": "itwinai_ray.config.training",
+    "load_pipeline": "itwinai_ray.config",
+    "load_config": "itwinai_ray.config",
+    "instantiate": "itwinai_ray.config",
+    # training
+    "TorchTrainer": "itwinai_ray.trainer.torch_trainer",
+    # errors
+    "ItwinaiRayError": "itwinai_ray.errors",
+    "ConfigurationError": "itwinai_ray.errors",
+    "PipelineError": "itwinai_ray.errors",
+    "StrategyError": "itwinai_ray.errors",
+    "SearchSpaceError": "itwinai_ray.errors",
+    "ResourceError": "itwinai_ray.errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'itwinai_ray' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,94 @@
+"""Checkpoint directories: model, optimizer, LR scheduler, trainer state and config.
+
+A checkpoint is a directory, so Ray Tune can move it between nodes as a unit::
+
+    <dir>/model.pt          state_dict of the unwrapped model
+    <dir>/optimizer.pt      optimizer state_dict (if any)
+    <dir>/lr_scheduler.pt   LR scheduler state_dict (if any)
+    <dir>/trainer_state.json  {"epoch": 3, "best_value": 0.12, "metrics": {...}}
+    <dir>/config.yaml       the TrainingConfiguration used
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ..errors import CheckpointError
+
+MODEL_FILE = "model.pt"
+OPTIMIZER_FILE = "optimizer.pt"
+SCHEDULER_FILE = "lr_scheduler.pt"
+STATE_FILE = "trainer_state.json"
+CONFIG_FILE = "config.yaml"
+
+
+def save_checkpoint(
+    directory: str | os.PathLike,
+    model: torch.nn.Module,
+    optimizer: Any = None,
+    lr_scheduler: Any = None,
+    state: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically: into a temporary sibling, then renamed into place."""
+    target = Path(directory)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        torch.save(model.state_dict(), tmp / MODEL_FILE)
+        if optimizer is not None:
+            torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+        if lr_scheduler is not None and hasattr(lr_scheduler, "state_dict"):
+            torch.save(lr_scheduler.state_dict(), tmp / SCHEDULER_FILE)
+        (tmp / STATE_FILE).write_text(json.dumps(state or {}, indent=2, default=float))
+        if config is not None:
+            (tmp / CONFIG_FILE).write_text(yaml.safe_dump(_plain(config), sort_keys=False))
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    except OSError as exc:
+        raise CheckpointError(f"Cannot write checkpoint to {target}: {exc}") from exc
+    return target
+
+
+def load_checkpoint(
+    directory: str | os.PathLike,
+    model: torch.nn.Module,
+    optimizer: Any = None,
+    lr_scheduler: Any = None,
+    map_location: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Load the states found in ``directory`` into the given objects; return trainer state."""
+    path = Path(directory)
+    if not (path / MODEL_FILE).is_file():
+        raise CheckpointError(
+            f"{path} is not a checkpoint directory: {MODEL_FILE} is missing. Point "
+            f"resume_from_checkpoint at a directory written by TorchTrainer (e.g. "
+            f"<checkpoints_location>/best or .../epoch_3)."
+        )
+    model.load_state_dict(torch.load(path / MODEL_FILE, map_location=map_location))
+    if optimizer is not None and (path / OPTIMIZER_FILE).is_file():
+        optimizer.load_state_dict(torch.load(path / OPTIMIZER_FILE, map_location=map_location))
+    if lr_scheduler is not None and (path / SCHEDULER_FILE).is_file():
+        lr_scheduler.load_state_dict(torch.load(path / SCHEDULER_FILE, weights_only=False))
+    state_file = path / STATE_FILE
+    return json.loads(state_file.read_text()) if state_file.is_file() else {}
+
+
+def _plain(value: Any) -> Any:
+    """YAML-safe copy: tuples to lists, unknown objects to their repr."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
