@@ -1,0 +1,28 @@
+"""Distributed strategies: one base class, one module per backend, a name registry."""
+
+from itwinai_ray.distributed.base import PlannedStrategy, Strategy
+from itwinai_ray.distributed.ddp import LaunchEnv, TorchDDPStrategy, read_launch_env
+from itwinai_ray.distributed.deepspeed import DeepSpeedStrategy
+from itwinai_ray.distributed.horovod import HorovodStrategy
+from itwinai_ray.distributed.none import NonDistributedStrategy
+from itwinai_ray.distributed.registry import (
+    STRATEGIES,
+    StrategySpec,
+    available_strategies,
+    get_strategy,
+)
+
+__all__ = [
+    "STRATEGIES",
+    "DeepSpeedStrategy",
+    "HorovodStrategy",
+    "LaunchEnv",
+    "NonDistributedStrategy",
+    "PlannedStrategy",
+    "Strategy",
+    "StrategySpec",
+    "TorchDDPStrategy",
+    "available_strategies",
+    "get_strategy",
+    "read_launch_env",
+]

@@ -1,0 +1,322 @@
+"""Tests of itwinai_ray.distributed: registry, each strategy's contract, and real DDP on gloo."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DistributedSampler, TensorDataset
+
+from itwinai_ray.distributed import (
+    STRATEGIES,
+    DeepSpeedStrategy,
+    HorovodStrategy,
+    NonDistributedStrategy,
+    Strategy,
+    TorchDDPStrategy,
+    available_strategies,
+    get_strategy,
+    read_launch_env,
+)
+from itwinai_ray.errors import StrategyError
+
+LAUNCH_VARS = (
+    "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+    "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE",
+    "SLURM_TASKS_PER_NODE", "SLURM_NNODES",
+)
+WORKER = Path(__file__).with_name("_strategy_worker.py")
+
+
+@pytest.fixture
+def no_launcher(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for var in LAUNCH_VARS:
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---- registry -------------------------------------------------------------------------
+def test_registry_names_match_classes() -> None:
+    assert available_strategies() == ["ddp", "deepspeed", "horovod", "none"]
+    for name, cls in STRATEGIES.items():
+        assert cls.name == name
+        assert issubclass(cls, Strategy)
+
+
+@pytest.mark.parametrize(
+    ("spec", "cls"),
+    [("ddp", TorchDDPStrategy), ("DDP", TorchDDPStrategy), (" None ", NonDistributedStrategy),
+     ("DeepSpeed", DeepSpeedStrategy), ("horovod", HorovodStrategy)],
+)
+def test_get_strategy_by_name_is_case_insensitive(spec: str, cls: type[Strategy]) -> None:
+    assert type(get_strategy(spec)) is cls
+
+
+def test_unknown_name_suggests_closest_and_lists_available() -> None:
+    with pytest.raises(
+        StrategyError,
+        match=r"Unknown strategy 'dpp'\. Did you mean 'ddp'\? Available: ddp, deepspeed, horovod, none",
+    ):
+        get_strategy("dpp")
+    with pytest.raises(StrategyError, match=r"Unknown strategy 'xyz'\. Available: ddp,") as info:
+        get_strategy("xyz")
+    assert "Did you mean" not in str(info.value)
+
+
+def test_dict_spec_passes_kwargs_and_keeps_input() -> None:
+    spec = {"name": "DDP", "backend": "gloo", "timeout_s": 10, "find_unused_parameters": True}
+    strategy = get_strategy(spec)
+    assert isinstance(strategy, TorchDDPStrategy)
+    assert (strategy.backend, strategy.timeout_s, strategy.find_unused_parameters) == (
+        "gloo", 10.0, True)
+    assert spec["name"] == "DDP"  # input not mutated
+    assert get_strategy({"name": "deepspeed", "config": {"zero": 1}}).settings["config"] == {
+        "zero": 1}
+
+
+def test_dict_spec_errors() -> None:
+    with pytest.raises(StrategyError, match="needs a 'name' key"):
+        get_strategy({"backend": "gloo"})
+    with pytest.raises(StrategyError, match="Invalid arguments for strategy 'ddp'.*bakend"):
+        get_strategy({"name": "ddp", "bakend": "gloo"})
+    with pytest.raises(StrategyError, match="Unknown backend 'mpich'"):
+        get_strategy({"name": "ddp", "backend": "mpich"})
+
+
+def test_instance_class_and_bad_type() -> None:
+    strategy = NonDistributedStrategy()
+    assert get_strategy(strategy) is strategy
+    assert isinstance(get_strategy(TorchDDPStrategy), TorchDDPStrategy)
+    with pytest.raises(StrategyError, match="Cannot build a strategy from 3"):
+        get_strategy(3)  # type: ignore[arg-type]
+
+
+# ---- constructors ---------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_constructors_have_no_side_effects_and_pickle(name: str) -> None:
+    environ = dict(os.environ)
+    strategy = get_strategy(name)
+    assert not dist.is_initialized()
+    assert not strategy.is_initialized
+    assert dict(os.environ) == environ
+    clone = pickle.loads(pickle.dumps(strategy))
+    assert type(clone) is type(strategy) and clone.settings == strategy.settings
+
+
+def test_ddp_validates_arguments() -> None:
+    with pytest.raises(StrategyError, match="timeout_s` is 0, but must be > 0"):
+        TorchDDPStrategy(timeout_s=0)
+
+
+# ---- DDP launcher environment -----------------------------------------------------------
+def test_ddp_init_without_launcher_raises(no_launcher: pytest.MonkeyPatch) -> None:
+    strategy = TorchDDPStrategy()
+    with pytest.raises(
+        StrategyError,
+        match=r"strategy 'ddp' needs a launcher.*torchrun --nproc_per_node=N.*srun.*strategy: none",
+    ):
+        strategy.init()
+    assert not strategy.is_initialized and not dist.is_initialized()
+
+
+def test_ddp_methods_before_init_raise() -> None:
+    strategy = TorchDDPStrategy()
+    with pytest.raises(StrategyError, match=r"call strategy.init\(\) first"):
+        strategy.global_rank()
+    with pytest.raises(StrategyError, match=r"call strategy.init\(\) first"):
+        strategy.distributed(nn.Linear(1, 1))
+
+
+def test_read_launch_env_torchrun_and_srun() -> None:
+    master = {"MASTER_ADDR": "n1", "MASTER_PORT": "29500"}
+    env = read_launch_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1",
+                           "LOCAL_WORLD_SIZE": "2", **master})
+    assert (env.launcher, env.rank, env.world_size, env.local_rank, env.local_world_size) == (
+        "torchrun", 3, 4, 1, 2)
+    env = read_launch_env({"SLURM_PROCID": "5", "SLURM_NTASKS": "6", "SLURM_LOCALID": "1",
+                           "SLURM_TASKS_PER_NODE": "2(x3)", **master})
+    assert (env.launcher, env.rank, env.world_size, env.local_rank, env.local_world_size) == (
+        "srun", 5, 6, 1, 2)
+    env = read_launch_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "8", "SLURM_NNODES": "2",
+                           **master})
+    assert env.local_world_size == 4
+
+
+def test_srun_without_master_addr_gives_hint() -> None:
+    with pytest.raises(StrategyError, match=r"(?s)needs MASTER_ADDR and MASTER_PORT.*export MASTER_ADDR"):
+        read_launch_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "2"})
+    with pytest.raises(StrategyError, match="WORLD_SIZE='two' is not an integer"):
+        read_launch_env({"RANK": "0", "WORLD_SIZE": "two"})
+
+
+def test_ddp_single_process_group_is_created_and_destroyed(
+    no_launcher: pytest.MonkeyPatch,
+) -> None:
+    for key, value in {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": str(free_port())}.items():
+        no_launcher.setenv(key, value)
+    strategy = TorchDDPStrategy(backend="gloo", timeout_s=30)
+    try:
+        strategy.init()
+        assert dist.is_initialized() and strategy.owns_process_group
+        assert strategy.reduce_mean(2.5) == 2.5
+        assert strategy.gather_obj("a") == ["a"]
+        model, _, _ = strategy.distributed(nn.Linear(2, 1))
+        assert isinstance(strategy.unwrap(model), nn.Linear)
+    finally:
+        strategy.clean_up()
+    assert not dist.is_initialized() and not strategy.is_initialized
+
+
+# ---- none -------------------------------------------------------------------------------
+def test_none_strategy_semantics() -> None:
+    strategy = NonDistributedStrategy()
+    strategy.init()
+    strategy.init()
+    assert strategy.is_initialized
+    assert (strategy.global_rank(), strategy.local_rank()) == (0, 0)
+    assert (strategy.global_world_size(), strategy.local_world_size()) == (1, 1)
+    assert strategy.is_main_worker() and strategy.device() == torch.device(
+        "cuda:0" if torch.cuda.is_available() else "cpu")
+    strategy.barrier()
+    tensor = torch.ones(2)
+    assert strategy.gather_obj({"a": 1}) == [{"a": 1}]
+    assert strategy.allgather_obj(5) == [5]
+    assert strategy.gather(tensor)[0] is tensor and strategy.allgather(tensor)[0] is tensor
+    assert strategy.reduce_mean(3) == 3.0
+    with pytest.raises(StrategyError, match="rank 1 does not exist"):
+        strategy.gather_obj(1, dst=1)
+    model, optimizer, scheduler = nn.Linear(2, 1), object(), object()
+    assert strategy.distributed(model, optimizer, scheduler) == (model, optimizer, scheduler)
+    assert strategy.unwrap(model) is model
+    loader = strategy.create_dataloader(TensorDataset(torch.arange(10)), batch_size=4)
+    strategy.set_epoch(loader, 3)
+    assert not isinstance(loader.sampler, DistributedSampler)
+    assert [int(i) for (batch,) in loader for i in batch] == list(range(10))
+    strategy.clean_up()
+    assert not strategy.is_initialized
+
+
+class _FakeRank(NonDistributedStrategy):
+    """Pretends to be one of two ranks, to test dataloader sharding without processes."""
+
+    def __init__(self, rank: int) -> None:
+        super().__init__()
+        self.rank = rank
+
+    def global_rank(self) -> int:
+        return self.rank
+
+    def global_world_size(self) -> int:
+        return 2
+
+
+def test_create_dataloader_shards_when_world_size_above_one() -> None:
+    shards: list[list[int]] = []
+    for rank in (0, 1):
+        strategy = _FakeRank(rank)
+        loader = strategy.create_dataloader(
+            TensorDataset(torch.arange(10)), batch_size=3, shuffle=True, seed=7)
+        assert isinstance(loader.sampler, DistributedSampler) and loader.sampler.seed == 7
+        strategy.set_epoch(loader, 2)
+        assert loader.sampler.epoch == 2
+        shards.append([int(i) for (batch,) in loader for i in batch])
+    assert sorted(shards[0] + shards[1]) == list(range(10))
+
+
+# ---- planned strategies -------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["deepspeed", "horovod"])
+def test_planned_strategies_raise_not_supported(name: str) -> None:
+    strategy = get_strategy({"name": name, "custom": 1})
+    assert strategy.settings["custom"] == 1
+    message = (rf"strategy '{name}' is not supported yet in this release \(planned\); "
+               "use strategy: ddp or none")
+    with pytest.raises(StrategyError, match=message):
+        strategy.init()
+    with pytest.raises(StrategyError, match=message):
+        strategy.global_rank()
+    strategy.clean_up()  # safe in a trainer's `finally`
+
+
+# ---- real multi-process DDP ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def torchrun_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    outdir = tmp_path_factory.mktemp("ddp")
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           f"--master_port={free_port()}", str(WORKER), str(outdir)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    files = sorted(outdir.glob("rank*.json"))
+    results = [json.loads(f.read_text()) for f in files]
+    errors = [r["error"] for r in results if "error" in r]
+    assert proc.returncode == 0 and not errors, (
+        f"torchrun failed ({proc.returncode}):\n{errors}\n{proc.stdout}\n{proc.stderr}")
+    assert len(results) == 2
+    return sorted(results, key=lambda r: r["rank"])
+
+
+@pytest.mark.slow
+def test_ddp_topology_and_object_collectives(torchrun_results: list[dict[str, Any]]) -> None:
+    r0, r1 = torchrun_results
+    assert [r["rank"] for r in (r0, r1)] == [0, 1] == [r["env_rank"] for r in (r0, r1)]
+    for r in (r0, r1):
+        assert not r["group_before_init"] and r["owns_group"]
+        assert (r["world_size"], r["local_world_size"], r["device"]) == (2, 2, "cpu")
+        assert r["allgather_obj"] == [{"rank": 0}, {"rank": 1}]
+        assert r["allgather"] == [[0.0, 0.0], [1.0, 10.0]]
+        assert r["reduce_mean"] == 2.0
+    assert (r0["local_rank"], r1["local_rank"]) == (0, 1)
+    assert (r0["is_main"], r1["is_main"]) == (True, False)
+    assert (r0["gather_obj"], r1["gather_obj"]) == (["r0", "r1"], None)
+    assert (r0["gather_obj_dst1"], r1["gather_obj_dst1"]) == (None, [0, 10])
+    assert (r0["gather"], r1["gather"]) == ([[0.0, 0.0], [1.0, 10.0]], None)
+
+
+@pytest.mark.slow
+def test_ddp_dataloader_shards_are_disjoint(torchrun_results: list[dict[str, Any]]) -> None:
+    r0, r1 = torchrun_results
+    assert r0["sampler"] == "DistributedSampler"
+    for key in ("shard_epoch0", "shard_epoch1"):
+        assert len(r0[key]) == len(r1[key]) == 5
+        assert sorted(r0[key] + r1[key]) == list(range(10))
+    assert r0["shard_epoch0"] != r0["shard_epoch1"]  # set_epoch reshuffles
+
+
+@pytest.mark.slow
+def test_ddp_gradients_are_synchronized(torchrun_results: list[dict[str, Any]]) -> None:
+    r0, r1 = torchrun_results
+    for r in (r0, r1):
+        assert r["wrapped"] == "DistributedDataParallel" and r["unwrap_is_model"]
+        # local grads are 4*(rank+1) per weight; DDP averages them to 6
+        assert r["weight_grad"] == pytest.approx([6.0, 6.0, 6.0])
+        assert r["bias_grad"] == pytest.approx([4.0])
+    assert r0["weight_after_step"] == pytest.approx(r1["weight_after_step"])
+
+
+@pytest.mark.slow
+def test_ddp_adopts_existing_group_and_cleans_up_own(
+    torchrun_results: list[dict[str, Any]],
+) -> None:
+    for r in torchrun_results:
+        assert r["adopted_owns_group"] is False and r["adopted_rank"] == r["rank"]
+        assert r["adopted_reduce_mean"] == 0.5
+        assert r["group_alive_after_adopter_clean_up"] is True
+        assert r["group_alive_after_clean_up"] is False
+        assert r["initialized_after_clean_up"] is False
