@@ -13,6 +13,9 @@ _LAZY = {
     "load_pipeline": "itwinai_ray.config.loader",
     "instantiate": "itwinai_ray.config.instantiate",
     "apply_overrides": "itwinai_ray.config.overrides",
+    "resolve_target": "itwinai_ray.config.instantiate",
+    "parse_steps": "itwinai_ray.config.loader",
+    "register_resolvers": "itwinai_ray.config.resolvers",
 }
 
 __all__ = ["TrainingConfiguration", *_LAZY]
