@@ -24,6 +24,7 @@ class MetricTracker:
         self.metrics = dict(metrics or {})
         self._sums: dict[str, float] = {}
         self._count = 0
+        self.reset()
 
     def reset(self) -> None:
         self._sums = {}
