@@ -144,8 +144,7 @@ def _check_arguments(target: Any, path: str, args: list[Any], kwargs: dict[str, 
     except (TypeError, ValueError):  # builtins without a signature: let the call decide
         return
     params = signature.parameters
-    accepts_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    named = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    named, accepts_kwargs = _accepted_names(target, signature)
     accepted = ", ".join(named) or "none"
     if not accepts_kwargs:
         for key in kwargs:
@@ -162,6 +161,38 @@ def _check_arguments(target: Any, path: str, args: list[Any], kwargs: dict[str, 
                   if missing[len(args):] else str(exc))
         raise ConfigurationError(f"{_at(location)}{path}: {detail}. Accepted arguments: "
                                  f"{accepted}.") from exc
+
+
+def _named(signature: inspect.Signature) -> tuple[list[str], bool]:
+    params = signature.parameters.values()
+    return ([p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)],
+            any(p.kind is p.VAR_KEYWORD for p in params))
+
+
+def _accepted_names(target: Any, signature: inspect.Signature) -> tuple[list[str], bool]:
+    """Keyword names ``target`` accepts, following ``**kwargs`` up a class's MRO.
+
+    A subclass ``__init__(self, *args, **kwargs)`` that forwards to its base accepts what the
+    base accepts; the walk stops at the first ``__init__`` without ``**kwargs``. Returns the
+    names and whether arbitrary keywords are still accepted at the end of the chain.
+    """
+    named, open_ended = _named(signature)
+    if not (open_ended and inspect.isclass(target)):
+        return named, open_ended
+    for base in target.__mro__[1:]:
+        init = base.__dict__.get("__init__")
+        if init is None:
+            continue
+        if base is object:
+            break
+        try:
+            base_named, open_ended = _named(inspect.signature(init))
+        except (TypeError, ValueError):
+            return named, True
+        named += [n for n in base_named if n != "self" and n not in named]
+        if not open_ended:
+            return named, False
+    return named, True
 
 
 def resolve_target(path: Any, location: str = "") -> Any:
