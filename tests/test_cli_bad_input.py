@@ -18,13 +18,14 @@ TRAINER = "training_pipeline.init_args.steps.2.init_args"
     (f"{TRAINER}.config.loss=mse_loss", r"Unknown loss 'mse_loss'.*Available:"),
     (f"{TRAINER}.epochs=0", r"epochs=0 must be >= 1"),
     (f"+{TRAINER}.learning_rate=0.1", r"DigitsTrainer got an unexpected argument 'learning_rate'.*Accepted arguments: config, epochs"),
-    ("training_pipeline.init_args.steps.1.class_path=itwinai_ray.examples.digits.DigitsGetter",
+    ("training_pipeline.init_args.steps.1.class_path=itwinai_ray.examples.digits.DigitsGetter"
+     " ~training_pipeline.init_args.steps.1.init_args",
      r"Step 1 .*DigitsGetter.*takes 0.*returned 1"),
 ])
 def test_bad_input_is_one_clear_line(override: str, pattern: str, tmp_path) -> None:
     proc = subprocess.run(
         [PYTHON, "-m", "itwinai_ray.cli", "exec-pipeline", "--config", str(CONFIG),
-         "-o", "epochs=1", "-o", f"run_dir={tmp_path}", "-o", override],
+         "-o", "epochs=1", "-o", f"run_dir={tmp_path}", *override.split()],
         cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=180)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
