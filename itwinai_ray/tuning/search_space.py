@@ -1,0 +1,318 @@
+"""Search spaces: itwinai's YAML format -> ``ray.tune`` domains, checked before Ray starts.
+
+Each entry of a YAML search space is either ``{type: <name>, <params>...}``, a ``ray.tune``
+domain object, a ``{grid_search: [...]}`` dict, or a plain constant (kept as a fixed value)::
+
+    optim_lr: {type: loguniform, lower: 1e-4, upper: 1e-1}
+    batch_size: {type: choice, categories: [32, 64]}
+    epochs: 3
+
+Every problem is a :class:`~itwinai_ray.errors.SearchSpaceError` naming the key and the fix.
+Ray is imported inside the functions only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from itwinai_ray.errors import SearchSpaceError
+
+#: type -> (required parameters, optional parameters). ``base`` is accepted for itwinai
+#: compatibility but ignored: Ray 2.x samples log-uniformly regardless of the base.
+TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "choice": (("categories",), ()),
+    "grid_search": (("values",), ()),
+    "uniform": (("lower", "upper"), ()),
+    "quniform": (("lower", "upper", "q"), ()),
+    "loguniform": (("lower", "upper"), ("base",)),
+    "qloguniform": (("lower", "upper", "q"), ("base",)),
+    "randint": (("lower", "upper"), ()),
+    "qrandint": (("lower", "upper"), ("q",)),
+    "lograndint": (("lower", "upper"), ("base",)),
+    "qlograndint": (("lower", "upper", "q"), ("base",)),
+    "randn": ((), ("mean", "sd")),
+    "qrandn": (("q",), ("mean", "sd")),
+}
+_INT_TYPES = {"randint", "qrandint", "lograndint", "qlograndint"}
+_LOG_TYPES = {"loguniform", "qloguniform", "lograndint", "qlograndint"}
+_PARAM_NAMES = {p for req, opt in TYPES.values() for p in (*req, *opt)}
+
+
+def _close(word: str, options: Iterable[str]) -> str:
+    """`` Did you mean 'x'?`` for the closest option, or an empty string."""
+    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" Did you mean {match[0]!r}?" if match else ""
+
+
+def _is_grid(value: Any) -> bool:
+    return isinstance(value, Mapping) and set(value) == {"grid_search"}
+
+
+def _is_domain(value: Any) -> bool:
+    from ray.tune.search.sample import Domain
+
+    return isinstance(value, Domain)
+
+
+def _number(key: str, kind: str, name: str, value: Any, integer: bool = False) -> float | int:
+    """``value`` as a number; numeric strings (YAML's ``1e-3``) are converted with float()."""
+    where = f"Search-space key {key!r}: {kind} parameter {name!r}"
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise SearchSpaceError(f"{where} must be a number, got {value!r}.") from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        raise SearchSpaceError(f"{where} must be a number, got {value!r} "
+                               f"({type(value).__name__}).")
+    if integer:
+        if not float(value).is_integer():
+            raise SearchSpaceError(f"{where} must be an integer for {kind}, got {value!r}. "
+                                   f"Use a float type (uniform, loguniform...) instead.")
+        return int(value)
+    return float(value)
+
+
+def _nonempty_list(key: str, kind: str, name: str, value: Any) -> list[Any]:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise SearchSpaceError(f"Search-space key {key!r}: {kind} parameter {name!r} must be a "
+                               f"list, got {value!r}.")
+    items = list(value)
+    if not items:
+        raise SearchSpaceError(f"Search-space key {key!r}: {kind} has an empty {name!r} list. "
+                               f"Give at least one value.")
+    return items
+
+
+def _check_params(key: str, kind: str, params: Mapping[str, Any]) -> None:
+    required, optional = TYPES[kind]
+    accepted = ", ".join([*required, *(f"{p} (optional)" for p in optional)]) or "none"
+    for name in params:
+        if name not in required and name not in optional:
+            raise SearchSpaceError(
+                f"Search-space key {key!r}: {kind} does not take {name!r}."
+                f"{_close(name, (*required, *optional))} Accepted parameters: {accepted}.")
+    for name in required:
+        if name not in params:
+            raise SearchSpaceError(f"Search-space key {key!r}: {kind} needs {name!r}. "
+                                   f"Accepted parameters: {accepted}.")
+
+
+def _multiple(x: float, q: float) -> bool:
+    return math.isclose(x / q, round(x / q), abs_tol=1e-9)
+
+
+def _build_entry(key: str, entry: Mapping[str, Any]) -> Any:
+    """One ``{type: ..., ...}`` entry -> a ray.tune domain (or a grid_search dict)."""
+    from ray import tune
+
+    kind = entry["type"]
+    if not isinstance(kind, str) or kind not in TYPES:
+        raise SearchSpaceError(
+            f"Search-space key {key!r}: unknown type {kind!r}.{_close(str(kind), TYPES)} "
+            f"Valid types: {', '.join(TYPES)}.")
+    params = {k: v for k, v in entry.items() if k != "type"}
+    _check_params(key, kind, params)
+    if kind == "choice":
+        return tune.choice(_nonempty_list(key, kind, "categories", params["categories"]))
+    if kind == "grid_search":
+        return {"grid_search": _nonempty_list(key, kind, "values", params["values"])}
+
+    is_int = kind in _INT_TYPES
+    q = None
+    if "q" in params:
+        q = _number(key, kind, "q", params["q"], integer=is_int)
+        if q <= 0:
+            raise SearchSpaceError(f"Search-space key {key!r}: {kind} needs q > 0, got q={q}.")
+    if "base" in params:
+        _number(key, kind, "base", params["base"])
+    if kind in ("randn", "qrandn"):
+        mean = _number(key, kind, "mean", params.get("mean", 0.0))
+        sd = _number(key, kind, "sd", params.get("sd", 1.0))
+        if sd <= 0:
+            raise SearchSpaceError(f"Search-space key {key!r}: {kind} needs sd > 0, got sd={sd}.")
+        return getattr(tune, kind)(mean, sd, *(() if q is None else (q,)))
+
+    lower = _number(key, kind, "lower", params["lower"], integer=is_int)
+    upper = _number(key, kind, "upper", params["upper"], integer=is_int)
+    if kind in _LOG_TYPES and lower <= 0:
+        raise SearchSpaceError(f"Search-space key {key!r}: {kind} needs lower > 0 (a log scale "
+                               f"has no zero), got lower={lower}. Use a small positive value "
+                               f"such as 1e-6, or type: uniform.")
+    exclusive = is_int and (q is None or q == 1)  # Ray's int samplers exclude upper when q == 1
+    if lower > upper or (exclusive and lower == upper):
+        rel = "lower < upper (upper is exclusive)" if exclusive else "lower <= upper"
+        raise SearchSpaceError(f"Search-space key {key!r}: {kind} needs {rel}, got "
+                               f"lower={lower}, upper={upper}. Swap or widen the bounds.")
+    if q is not None and not is_int:
+        for name, bound in (("lower", lower), ("upper", upper)):
+            if not _multiple(bound, q):
+                raise SearchSpaceError(f"Search-space key {key!r}: {kind} needs bounds that are "
+                                       f"multiples of q={q}, but {name}={bound} is not.")
+    if q is not None and is_int and math.floor(upper / q) < math.ceil(lower / q):
+        raise SearchSpaceError(f"Search-space key {key!r}: {kind} has no multiple of q={q} "
+                               f"between lower={lower} and upper={upper}.")
+    try:  # ray.tune's functions have the same names as our types
+        return getattr(tune, kind)(lower, upper, *(() if q is None else (q,)))
+    except (ValueError, AssertionError) as err:  # anything Ray rejects that we did not foresee
+        raise SearchSpaceError(f"Search-space key {key!r}: invalid {kind}: {err}") from err
+
+
+def build_search_space(spec: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Convert a YAML search space into a ``ray.tune`` param space.
+
+    Args:
+        spec: key -> ``{type: ..., ...}``, a ray.tune domain, ``{grid_search: [...]}`` or a
+            constant. A space that was already built passes through unchanged.
+
+    Returns:
+        A new dict, ready for ``Tuner(param_space=...)``.
+
+    Raises:
+        SearchSpaceError: naming the key and how to fix it.
+    """
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise SearchSpaceError(f"A search space must be a mapping of key -> distribution, got "
+                               f"{type(spec).__name__}.")
+    space: dict[str, Any] = {}
+    for key, entry in spec.items():
+        if not isinstance(key, str):
+            raise SearchSpaceError(f"Search-space keys must be strings, got {key!r}.")
+        if _is_domain(entry):
+            space[key] = entry
+        elif _is_grid(entry):
+            space[key] = {"grid_search": _nonempty_list(key, "grid_search", "grid_search",
+                                                        entry["grid_search"])}
+        elif isinstance(entry, Mapping) and "type" in entry:
+            space[key] = _build_entry(key, entry)
+        elif isinstance(entry, Mapping) and _PARAM_NAMES & set(entry):
+            raise SearchSpaceError(
+                f"Search-space key {key!r} looks like a distribution ({sorted(entry)}) but has "
+                f"no 'type'. Add one of: {', '.join(TYPES)}.")
+        else:
+            space[key] = entry  # a constant
+    return space
+
+
+#: long form -> the abbreviation trainers often use, so 'learning_rate' suggests 'optim_lr'.
+_ABBREVIATIONS = {"learning_rate": "lr", "batch_size": "bs", "weight_decay": "wd"}
+
+
+def _tokens(key: str) -> set[str]:
+    key = key.lower()
+    for long, short in _ABBREVIATIONS.items():
+        key = key.replace(long, short)
+    return set(key.split("_"))
+
+
+def _suggest(key: str, known: list[str]) -> list[str]:
+    """Close spellings first, then keys sharing an abbreviated token (lr, bs, wd)."""
+    matches = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+    shared = _tokens(key) & set(_ABBREVIATIONS.values())
+    matches += [k for k in known if k not in matches and shared & _tokens(k)]
+    return matches[:3]
+
+
+def validate_keys(space_keys: Iterable[str], known_keys: Iterable[str], where: str,
+                  explain: str = "it is not a TrainingConfiguration field, a key of the "
+                                 "trainer's config, or a constructor argument") -> None:
+    """Fail when a search-space key is not read by anyone (a typo would be silently ignored).
+
+    Args:
+        space_keys: the keys of the search space.
+        known_keys: every key that ``where`` reads.
+        where: who reads the keys, e.g. ``"DigitsTrainer"``.
+        explain: why a key counts as unread, for the message.
+
+    Raises:
+        SearchSpaceError: one sentence per unread key, with the closest known keys.
+    """
+    known = sorted(set(known_keys))
+    problems = []
+    for key in space_keys:
+        if key in known:
+            continue
+        matches = _suggest(key, known)
+        hint = (" Did you mean " + " or ".join(repr(m) for m in matches) + "?") if matches else (
+            f" Known keys: {', '.join(known)}." if known else "")
+        problems.append(f"Search-space key {key!r} is not read by {where}: {explain}.{hint}")
+    if problems:
+        raise SearchSpaceError("\n".join(problems))
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:g}" if isinstance(x, float) else repr(x)
+
+
+def _describe_one(value: Any) -> str:
+    if _is_grid(value):
+        return f"grid_search({list(value['grid_search'])!r})"
+    if not _is_domain(value):
+        return f"constant({value!r})"
+    from ray.tune.search import sample
+
+    if isinstance(value, sample.Categorical):
+        return f"choice({list(value.categories)!r})"
+    if isinstance(value, sample.Function):
+        return "sample_from(<function>)"
+    sampler = value.get_sampler()
+    q = None
+    if isinstance(sampler, sample.Quantized):
+        q, sampler = sampler.q, sampler.get_sampler()
+    is_int = isinstance(value, sample.Integer)
+    if isinstance(sampler, sample.Normal):
+        name, args = "randn", [sampler.mean, sampler.sd]
+    elif isinstance(sampler, sample.LogUniform):
+        name, args = ("lograndint" if is_int else "loguniform"), [value.lower, value.upper]
+    else:
+        name, args = ("randint" if is_int else "uniform"), [value.lower, value.upper]
+    if q is not None:
+        name, args = "q" + name, [*args, q]
+    return f"{name}({', '.join(_fmt(a) for a in args)})"
+
+
+def describe(space: Mapping[str, Any]) -> dict[str, str]:
+    """Human-readable one-liners per key, e.g. ``{'optim_lr': 'loguniform(0.0001, 0.1)'}``."""
+    return {key: _describe_one(value) for key, value in build_search_space(space).items()}
+
+
+def grid_keys(space: Mapping[str, Any]) -> list[str]:
+    """The keys whose value is a ``{grid_search: [...]}`` dict."""
+    return [key for key, value in build_search_space(space).items() if _is_grid(value)]
+
+
+def to_grid(space: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn every ``choice`` into ``grid_search`` (for the ``grid`` searcher).
+
+    Raises:
+        SearchSpaceError: for a continuous or sampled domain, which a grid cannot enumerate.
+    """
+    from ray.tune.search.sample import Categorical
+
+    grid: dict[str, Any] = {}
+    for key, value in build_search_space(space).items():
+        if isinstance(value, Categorical):
+            grid[key] = {"grid_search": list(value.categories)}
+        elif _is_domain(value):
+            raise SearchSpaceError(
+                f"grid search needs discrete values: {key!r} is {_describe_one(value)}. "
+                f"Use type: choice or grid_search")
+        else:
+            grid[key] = value
+    return grid
+
+
+def count_grid_points(space: Mapping[str, Any]) -> int:
+    """Number of grid combinations: the product of grid_search lengths (1 if none)."""
+    values = build_search_space(space).values()
+    return math.prod(len(value["grid_search"]) for value in values if _is_grid(value))
+
+
+__all__ = ["TYPES", "build_search_space", "count_grid_points", "describe", "grid_keys",
+           "to_grid", "validate_keys"]
