@@ -28,6 +28,8 @@ _EXPORTS: dict[str, str] = {
     "instantiate": "itwinai_ray.config",
     # training
     "TorchTrainer": "itwinai_ray.trainer.torch_trainer",
+    "RayTorchTrainer": "itwinai_ray.trainer.ray_trainer",
+    "HPOResults": "itwinai_ray.tuning.results",
     # errors
     "ItwinaiRayError": "itwinai_ray.errors",
     "ConfigurationError": "itwinai_ray.errors",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -29,6 +29,16 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .metrics import MetricTracker
 
 log = logging.getLogger(__name__)
+
+
+class EpochReporter(Protocol):
+    """Receives a trainer's epoch results (implemented by the tuning layer)."""
+
+    def on_epoch_end(self, trainer: TorchTrainer, epoch: int,
+                     metrics: dict[str, float]) -> None: ...
+
+    def report(self, trainer: TorchTrainer, metrics: dict[str, float],
+               checkpoint_dir: str | Path | None, checkpoint_data: dict[str, Any] | None) -> None: ...
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -116,6 +126,8 @@ class TorchTrainer(Trainer):
         self.best_value: float | None = None
         self.history: list[dict[str, float]] = []
         self._tracker = MetricTracker(None)
+        # Set by RayTorchTrainer inside a trial's workers: receives every epoch's metrics.
+        self.reporter: EpochReporter | None = None
 
     @staticmethod
     def _make_config(config: Any) -> TrainingConfiguration:
@@ -231,6 +243,8 @@ class TorchTrainer(Trainer):
             epoch_metrics["loss"] = epoch_metrics.get("val_loss", epoch_metrics["train_loss"])
             self.history.append(epoch_metrics)
             self.on_epoch_end(epoch, epoch_metrics)
+            if self.reporter is not None:
+                self.reporter.on_epoch_end(self, epoch, epoch_metrics)
 
     def _step_scheduler(self, metrics: dict[str, float]) -> None:
         if self.lr_scheduler is None:
@@ -305,6 +319,18 @@ class TorchTrainer(Trainer):
             for key, value in metrics.items():
                 self.logger.log(value, key, kind="metric", step=epoch)
         self._maybe_checkpoint(epoch, metrics)
+
+    def ray_report(self, metrics: dict[str, float], checkpoint_dir: str | Path | None = None,
+                   checkpoint_data: dict[str, Any] | None = None) -> None:
+        """Report metrics (and a checkpoint) to the tuner, as itwinai's ``ray_report`` does.
+
+        For trainers that override ``train()`` entirely: call it once per epoch on every rank.
+        ``checkpoint_dir`` is a directory to keep; ``checkpoint_data`` is a dict saved with
+        ``torch.save`` as ``checkpoint.pt``. Outside a tuning run this does nothing. When a
+        trainer reports itself, the framework does not report the same epoch again.
+        """
+        if self.reporter is not None:
+            self.reporter.report(self, dict(metrics), checkpoint_dir, checkpoint_data)
 
     def _is_better(self, value: float) -> bool:
         if self.best_value is None:

@@ -200,22 +200,17 @@ def build_search_space(spec: Mapping[str, Any] | None) -> dict[str, Any]:
     return space
 
 
-#: long form -> the abbreviation trainers often use, so 'learning_rate' suggests 'optim_lr'.
-_ABBREVIATIONS = {"learning_rate": "lr", "batch_size": "bs", "weight_decay": "wd"}
-
-
-def _tokens(key: str) -> set[str]:
-    key = key.lower()
-    for long, short in _ABBREVIATIONS.items():
-        key = key.replace(long, short)
-    return set(key.split("_"))
+#: Names users often write for TrainingConfiguration fields ('learning_rate' -> 'optim_lr').
+_SYNONYMS = {"learning_rate": "optim_lr", "lr": "optim_lr", "weight_decay": "optim_weight_decay",
+             "wd": "optim_weight_decay", "momentum": "optim_momentum", "betas": "optim_betas",
+             "bs": "batch_size", "scheduler": "lr_scheduler"}
 
 
 def _suggest(key: str, known: list[str]) -> list[str]:
-    """Close spellings first, then keys sharing an abbreviated token (lr, bs, wd)."""
-    matches = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
-    shared = _tokens(key) & set(_ABBREVIATIONS.values())
-    matches += [k for k in known if k not in matches and shared & _tokens(k)]
+    """Known synonyms first, then close spellings."""
+    matches = [_SYNONYMS[key]] if _SYNONYMS.get(key) in known else []
+    matches += [m for m in difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+                if m not in matches]
     return matches[:3]
 
 

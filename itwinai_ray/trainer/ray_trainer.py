@@ -1,0 +1,172 @@
+"""RayTorchTrainer: the same trainer, tuned on Ray, with every trial distributed.
+
+Two ways to use it, with the user's hooks unchanged:
+
+(a) subclass it instead of TorchTrainer::
+
+        class MyTrainer(RayTorchTrainer): ...   # same hooks as before
+
+(b) wrap an existing trainer in YAML, without touching its Python code::
+
+        - class_path: itwinai_ray.RayTorchTrainer
+          init_args:
+            trainer: {class_path: my_pkg.MyTrainer, init_args: {...}}
+            scaling_config: {num_workers: 2}
+            tune_config: {num_samples: 8, scheduler: asha, search_alg: optuna}
+            search_space: {optim_lr: {type: loguniform, lower: 1e-4, upper: 1e-1}}
+
+``execute()`` checks everything it can before Ray starts (search-space keys against what the
+trainer reads, searcher, scheduler, settings), then runs one trial per sampled configuration.
+Each worker of each trial runs the trainer's own lifecycle (see ``tuning/trial.py``); the
+framework reports the epoch metrics, averaged over ranks, and a checkpoint to Tune.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any
+
+from ..errors import ConfigurationError, ItwinaiRayError
+from ..tuning import algorithms, search_space
+from ..tuning.results import HPOResults
+from ..tuning.settings import RunSettings, ScalingSettings, TuneSettings, pick
+from ..tuning.trial import attribute_keys, config_keys, run_trainer_in_worker
+from .torch_trainer import TorchTrainer
+
+log = logging.getLogger(__name__)
+
+_RAY_INIT_KEYS = ("address", "num_cpus", "num_gpus", "include_dashboard")
+
+
+class RayTorchTrainer(TorchTrainer):
+    """Hyperparameter optimisation of a TorchTrainer on Ray Tune + Ray Train V2.
+
+    Args:
+        trainer: a TorchTrainer to tune (mode b). None: tune this trainer itself (mode a,
+            a subclass with the usual hooks).
+        scaling_config: ``num_workers`` (1: no worker group), ``use_gpu``,
+            ``resources_per_worker`` per trial.
+        tune_config: ``num_samples``, ``metric`` (default: the scheduler's, else ``loss``),
+            ``mode`` (default ``min``), ``search_alg`` (``random``, ``grid``, ``optuna``, a
+            ``_target_``), ``scheduler`` (``fifo``, ``asha``, ``median``, a ``_target_``),
+            ``max_concurrent_trials`` (default: what the cluster holds), ``time_budget_s``.
+        run_config: ``name``, ``storage_path`` (shared across nodes), ``checkpoint_frequency``
+            (epochs), ``checkpoint_num_to_keep``, ``max_failures``.
+        search_space: ``{key: {type: choice|uniform|loguniform|..., ...}}``. Each key must be
+            read by the trainer: a config field or extra key, or a constructor argument.
+        ray_init: used only when no cluster is given by ``address`` or ``$RAY_ADDRESS``:
+            ``num_cpus``, ``num_gpus`` for the local Ray started for this run.
+        ray_scaling_config, ray_tune_config, ray_run_config, ray_search_space: itwinai 0.4
+            names of the four settings above; Ray config objects are accepted as values.
+        *args, **kwargs: TorchTrainer arguments (mode a).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        trainer: TorchTrainer | None = None,
+        scaling_config: Any = None,
+        tune_config: Any = None,
+        run_config: Any = None,
+        search_space: Any = None,
+        ray_init: dict[str, Any] | None = None,
+        ray_scaling_config: Any = None,
+        ray_tune_config: Any = None,
+        ray_run_config: Any = None,
+        ray_search_space: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if trainer is not None and not isinstance(trainer, TorchTrainer):
+            raise ConfigurationError(
+                f"RayTorchTrainer(trainer=...) must be a TorchTrainer, got "
+                f"{type(trainer).__name__}."
+            )
+        if isinstance(trainer, RayTorchTrainer):
+            raise ConfigurationError("RayTorchTrainer cannot wrap another RayTorchTrainer.")
+        self.trainer = trainer
+        self.scaling = ScalingSettings.from_any(
+            pick(scaling_config, ray_scaling_config, "scaling_config", "ray_scaling_config"))
+        self.tune = TuneSettings.from_any(
+            pick(tune_config, ray_tune_config, "tune_config", "ray_tune_config"))
+        self.run = RunSettings.from_any(
+            pick(run_config, ray_run_config, "run_config", "ray_run_config"))
+        self.search_space = pick(search_space, ray_search_space, "search_space",
+                                 "ray_search_space") or {}
+        self.ray_init = dict(ray_init or {})
+        for key in self.ray_init:
+            if key not in _RAY_INIT_KEYS:
+                raise ConfigurationError(
+                    f"Unknown key '{key}' in ray_init. Accepted keys: {', '.join(_RAY_INIT_KEYS)}."
+                )
+        self.results: HPOResults | None = None
+
+    @property
+    def target(self) -> TorchTrainer:
+        """The trainer whose lifecycle runs in the workers."""
+        return self.trainer if self.trainer is not None else self
+
+    # ------------------------------------------------------------------ preparation
+    def plan(self) -> dict[str, Any]:
+        """Validate and build everything that does not need a cluster. Raises on bad input."""
+        target = self.target
+        space = search_space.build_search_space(self.search_space)
+        in_config, as_attr = config_keys(target), attribute_keys(target)
+        search_space.validate_keys(space, in_config | as_attr, type(target).__name__)
+        metric = algorithms.resolve_metric(self.tune.metric, self.tune.scheduler)
+        mode = algorithms.resolve_mode(self.tune.mode, self.tune.scheduler)
+        algorithms.check_metric_mode(metric, mode)
+        searcher, space = algorithms.build_searcher(self.tune.search_alg, metric, mode, space)
+        scheduler = algorithms.build_scheduler(self.tune.scheduler, metric, mode,
+                                               max_t=target.epochs)
+        name = self.run.name or f"{type(target).__name__}_{time.strftime('%Y%m%d-%H%M%S')}"
+        return {"space": space, "metric": metric, "mode": mode, "searcher": searcher,
+                "scheduler": scheduler, "name": name, "config_keys": in_config}
+
+    # ------------------------------------------------------------------ lifecycle
+    def execute(self, train_dataset: Any, validation_dataset: Any = None,
+                test_dataset: Any = None) -> tuple[Any, Any, Any, HPOResults]:
+        """Run the HPO experiment; return the datasets and the results (best trial, table)."""
+        from ..tuning import ray_backend
+
+        plan = self.plan()
+        worker_fn = functools.partial(
+            run_trainer_in_worker, trainer=self.target,
+            datasets=(train_dataset, validation_dataset, test_dataset),
+            checkpoint_frequency=self.run.checkpoint_frequency)
+        storage = self.run.resolved_storage_path()
+        started = ray_backend.ensure_ray(**self.ray_init)
+        try:
+            grid = ray_backend.run_experiment(
+                worker_fn, plan["space"],
+                num_workers=self.scaling.num_workers, use_gpu=self.scaling.use_gpu,
+                resources_per_worker=self.scaling.resources_per_worker,
+                metric=plan["metric"], mode=plan["mode"], num_samples=self.tune.num_samples,
+                search_alg=plan["searcher"], scheduler=plan["scheduler"],
+                max_concurrent_trials=self.tune.max_concurrent_trials,
+                time_budget_s=self.tune.time_budget_s,
+                storage_path=storage, name=plan["name"],
+                checkpoint_num_to_keep=self.run.checkpoint_num_to_keep,
+                max_failures=self.run.max_failures)
+        finally:
+            if started:
+                ray_backend.shutdown()
+        self.results = HPOResults.from_result_grid(
+            grid, plan["metric"], plan["mode"], list(plan["space"]),
+            max_epochs=self.target.epochs, experiment_path=f"{storage}/{plan['name']}")
+        self._check_any_succeeded(self.results)
+        log.info("%s", self.results.summary())
+        return train_dataset, validation_dataset, test_dataset, self.results
+
+    @staticmethod
+    def _check_any_succeeded(results: HPOResults) -> None:
+        errors = [r for r in results.rows if r.status == "error"]
+        if results.rows and len(errors) == len(results.rows):
+            raise ItwinaiRayError(
+                f"All {len(errors)} trials failed. First error ({errors[0].trial_id}): "
+                f"{errors[0].error}. Trial logs: {errors[0].path}"
+            )
+        for row in errors:
+            log.warning("Trial %s failed: %s (logs: %s)", row.trial_id, row.error, row.path)

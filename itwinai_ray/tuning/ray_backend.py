@@ -1,0 +1,416 @@
+"""The only module that talks to Ray Train (V2) and Ray Tune.
+
+Trainer code is a picklable ``worker_fn(config, ctx: WorkerContext) -> None`` that trains one
+trial on one worker and calls ``ctx.report(metrics, checkpoint_dir)`` on every rank per epoch.
+Each trial is one Tune function trainable:
+
+- ``num_workers == 1`` (fast path): ``worker_fn`` runs in the trial process; ``ctx.report`` is
+  ``ray.tune.report`` with the checkpoint.
+- ``num_workers >= 2``: the trial (0.01 CPU) runs a Train V2 ``TorchTrainer.fit()`` in a thread.
+  A Train ``UserCallback`` puts each report (rank 0's metrics, the persisted checkpoint) on a
+  ``ray.util.queue.Queue``; the trial re-reports it to Tune with the checkpoint, so Tune holds
+  real checkpoints (PBT, restore, ``get_best_result().checkpoint``).
+
+Feasibility is checked before any trial starts, ``max_concurrent_trials`` comes from the
+capacity (Tune does not count Train's workers), and a Tune callback removes the workers'
+placement group of every trial that stops running (Ray issue #54305). Storage must be a local
+or shared filesystem path visible to all nodes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from itwinai_ray.errors import ConfigurationError
+from itwinai_ray.tuning import resources as res
+from itwinai_ray.tuning.context import PG_ID_KEY, WorkerContext, WorkerFn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ray.tune import ResultGrid
+
+logger = logging.getLogger(__name__)
+
+_QUEUE_POLL_S = 0.2
+
+def ensure_ray(
+    address: str | None = None,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    include_dashboard: bool | None = None,
+) -> bool:
+    """Connect to Ray, starting a local instance only when no cluster is named.
+
+    The cluster is ``address`` or else ``$RAY_ADDRESS``. When neither is set a new local
+    instance is started (never ``address="auto"``, which may join another user's cluster).
+    This is the only ``ray.init`` in itwinai_ray.
+
+    Returns:
+        True when this call started Ray, so the caller knows to ``ray.shutdown()`` it.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address)
+        return False
+    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
+             include_dashboard=include_dashboard)
+    return True
+
+
+def shutdown() -> None:
+    """Stop the Ray instance that :func:`ensure_ray` started."""
+    import ray
+
+    ray.shutdown()
+
+
+def cluster_capacity() -> dict[str, float]:
+    """Total resources of the connected cluster (``ray.cluster_resources()``)."""
+    import ray
+
+    return {k: float(v) for k, v in ray.cluster_resources().items()}
+
+
+def node_capacities() -> list[dict[str, float]]:
+    """Total resources of each alive node."""
+    import ray
+
+    return [{k: float(v) for k, v in n.get("Resources", {}).items()}
+            for n in ray.nodes() if n.get("Alive")]
+
+
+@dataclass(frozen=True)
+class _TrialSpec:
+    """Everything a trial needs besides its sampled config; shipped once per experiment."""
+
+    worker_fn: WorkerFn
+    num_workers: int
+    use_gpu: bool
+    resources_per_worker: dict[str, float]
+    train_storage_path: str
+    trial_config_base: dict[str, Any]
+    train_checkpoints_to_keep: int | None
+
+
+# ----------------------------------------------------------------------------------------
+# Ray classes (built lazily: importing this module must not import Ray)
+# ----------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _ray_classes() -> tuple[type, type]:
+    """Return (Train callback forwarding reports to the trial, Tune placement-group cleaner)."""
+    import ray
+    import ray.train
+    import ray.tune
+
+    class ForwardReports(ray.train.UserCallback):
+        """Runs on the Train controller: hands each report to the trial through a queue."""
+
+        def __init__(self, queue: Any) -> None:
+            self._queue = queue
+
+        def after_report(self, run_context: Any, metrics: list[dict[str, Any]],
+                         checkpoint: Any) -> None:
+            # Blocks while the trial has not taken the previous item (queue of size 1): the
+            # controller never runs more than one report ahead of Tune.
+            self._queue.put((dict(metrics[0]) if metrics else {}, checkpoint))
+
+    class ReleasePlacementGroups(ray.tune.Callback):
+        """Removes a finished trial's worker placement group unless Train already did."""
+
+        def __init__(self) -> None:
+            self._groups: dict[str, set[str]] = {}
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any,
+                            result: dict, **info: Any) -> None:
+            pg_id = result.pop(PG_ID_KEY, None)  # keep it out of the logs
+            if pg_id:
+                self._groups.setdefault(trial.trial_id, set()).add(pg_id)
+
+        def _release(self, trial: Any) -> None:
+            for pg_id in self._groups.pop(trial.trial_id, set()):
+                _remove_placement_group(pg_id)
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any,
+                              **info: Any) -> None:
+            self._release(trial)
+
+        on_trial_error = on_trial_recover = on_trial_complete
+
+        def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+            # Tune has no pause hook: a trial paused by PBT also leaves its group behind.
+            for trial in trials:
+                if trial.trial_id in self._groups and trial.status != "RUNNING":
+                    self._release(trial)
+
+        def on_experiment_end(self, trials: list, **info: Any) -> None:
+            for trial in trials:
+                self._release(trial)
+
+    return ForwardReports, ReleasePlacementGroups
+
+
+def _remove_placement_group(pg_id: str) -> None:
+    """Remove a placement group by hex id unless it is already REMOVED."""
+    import ray
+    from ray.util.placement_group import PlacementGroup
+
+    try:
+        pg = PlacementGroup(ray.PlacementGroupID.from_hex(pg_id))
+        state = ray.util.placement_group_table(pg).get("state")
+        if state and state != "REMOVED":
+            ray.util.remove_placement_group(pg)
+            logger.debug("Removed leftover placement group %s (was %s).", pg_id, state)
+    except Exception:  # noqa: BLE001 - cleanup must never fail the experiment
+        logger.warning("Could not remove placement group %s.", pg_id, exc_info=True)
+
+
+# ----------------------------------------------------------------------------------------
+# Trial side
+# ----------------------------------------------------------------------------------------
+def _trial_fn(config: dict[str, Any], spec: _TrialSpec) -> None:
+    """Tune function trainable: one trial."""
+    import ray.tune
+
+    trial_config = {**spec.trial_config_base, **config}
+    tune_ckpt = ray.tune.get_checkpoint()
+    resume_dir = tune_ckpt.path if tune_ckpt is not None else None
+    tctx = ray.tune.get_context()
+    if spec.num_workers == 1:
+        _run_in_trial(trial_config, spec, tctx.get_trial_id(), tctx.get_trial_dir(), resume_dir)
+    else:
+        _run_worker_group(trial_config, spec, tctx.get_trial_id(), tctx.get_trial_dir(),
+                          resume_dir)
+
+
+def _run_in_trial(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial_dir: str,
+                  resume_dir: str | None) -> None:
+    """Fast path: the trial process is the only worker."""
+    import ray.tune
+
+    def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+        ckpt = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        ray.tune.report(metrics, checkpoint=ckpt)
+
+    ctx = WorkerContext(world_size=1, rank=0, local_rank=0, local_world_size=1, node_rank=0,
+                        trial_id=trial_id, trial_dir=trial_dir,
+                        resume_checkpoint_dir=resume_dir, _report_fn=report)
+    spec.worker_fn(config, ctx)
+
+
+def _run_worker_group(config: dict[str, Any], spec: _TrialSpec, trial_id: str,
+                      trial_dir: str, resume_dir: str | None) -> None:
+    """Run the trial on a Ray Train V2 worker group and forward its reports to Tune."""
+    import queue as std_queue
+
+    import ray.train
+    import ray.tune
+    from ray.train.torch import TorchTrainer
+    from ray.util.queue import Empty, Queue
+
+    forward_cls, _ = _ray_classes()
+    reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
+    # A fresh Train run per attempt: resuming comes from Tune's checkpoint (retry, restore,
+    # PBT exploit), never from an older Train run of the same trial.
+    run_name = f"{trial_id}_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}"
+    keep = spec.train_checkpoints_to_keep
+    trainer = TorchTrainer(
+        train_loop_per_worker=_train_loop,
+        train_loop_config={"spec": spec, "config": config, "trial_id": trial_id,
+                           "trial_dir": trial_dir, "resume_dir": resume_dir},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=spec.num_workers, use_gpu=spec.use_gpu,
+            resources_per_worker=dict(spec.resources_per_worker)),
+        run_config=ray.train.RunConfig(
+            name=run_name, storage_path=spec.train_storage_path,
+            callbacks=[forward_cls(reports)],
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=keep),
+            failure_config=ray.train.FailureConfig(max_failures=0)),
+    )
+    outcome: dict[str, BaseException] = {}
+
+    def fit() -> None:
+        try:
+            trainer.fit()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the trial thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=fit, name=f"fit-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                metrics, ckpt = reports.get(block=True, timeout=_QUEUE_POLL_S)
+            except (Empty, std_queue.Empty):
+                if thread.is_alive() or not reports.empty():
+                    continue
+                break
+            tune_ckpt = (ray.tune.Checkpoint(path=ckpt.path, filesystem=ckpt.filesystem)
+                         if ckpt is not None else None)
+            ray.tune.report(metrics, checkpoint=tune_ckpt)
+    finally:
+        if not thread.is_alive():
+            reports.shutdown()
+    if "error" in outcome:
+        raise outcome["error"]
+
+
+def _train_loop(loop_config: dict[str, Any]) -> None:
+    """Per-worker entry point of the Train worker group."""
+    import ray.train
+    import ray.util
+
+    spec: _TrialSpec = loop_config["spec"]
+    tctx = ray.train.get_context()
+    rank = tctx.get_world_rank()
+    pg = ray.util.get_current_placement_group()
+    pg_id = pg.id.hex() if (pg is not None and rank == 0) else None
+    train_ckpt = ray.train.get_checkpoint()  # set after a worker-group restart
+    resume = train_ckpt.path if train_ckpt is not None else loop_config["resume_dir"]
+
+    def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+        if pg_id:
+            metrics[PG_ID_KEY] = pg_id
+        ckpt = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=ckpt)
+
+    ctx = WorkerContext(
+        world_size=tctx.get_world_size(), rank=rank, local_rank=tctx.get_local_rank(),
+        local_world_size=tctx.get_local_world_size(), node_rank=tctx.get_node_rank(),
+        trial_id=loop_config["trial_id"], trial_dir=loop_config["trial_dir"],
+        resume_checkpoint_dir=resume, _report_fn=report)
+    spec.worker_fn(loop_config["config"], ctx)
+
+
+# ----------------------------------------------------------------------------------------
+# Driver side
+# ----------------------------------------------------------------------------------------
+def make_trainable(
+    worker_fn: WorkerFn,
+    *,
+    num_workers: int,
+    use_gpu: bool,
+    resources_per_worker: Mapping[str, float] | None,
+    storage_path: str,
+    name: str,
+    checkpoint_num_to_keep: int | None = None,
+    trial_config_base: Mapping[str, Any] | None = None,
+) -> Any:
+    """Build the Tune trainable (with its resources). Reuse it for ``Tuner.restore``."""
+    import ray.tune
+
+    per_worker = res.normalize_resources(resources_per_worker, use_gpu)
+    spec = _TrialSpec(
+        worker_fn=worker_fn, num_workers=num_workers, use_gpu=use_gpu,
+        resources_per_worker=per_worker,
+        train_storage_path=os.path.join(os.path.abspath(storage_path), name, "_train_runs"),
+        trial_config_base=dict(trial_config_base or {}),
+        # Train may delete checkpoint N only once Tune has copied it: Train runs at most one
+        # report ahead of Tune (queue of 1), so keeping 2 more than Tune is enough.
+        train_checkpoints_to_keep=(None if checkpoint_num_to_keep is None
+                                   else checkpoint_num_to_keep + 2),
+    )
+    if num_workers == 1:
+        bundle = dict(per_worker)
+    else:
+        bundle = {"CPU": res.DEFAULT_TRIAL_OVERHEAD_CPU}
+    trainable = ray.tune.with_parameters(_trial_fn, spec=spec)
+    return ray.tune.with_resources(trainable, ray.tune.PlacementGroupFactory([bundle]))
+
+
+def run_experiment(
+    worker_fn: WorkerFn,
+    param_space: dict[str, Any],
+    *,
+    num_workers: int,
+    use_gpu: bool,
+    resources_per_worker: Mapping[str, float] | None,
+    metric: str,
+    mode: str,
+    num_samples: int,
+    search_alg: Any = None,
+    scheduler: Any = None,
+    max_concurrent_trials: int | None = None,
+    storage_path: str,
+    name: str,
+    checkpoint_num_to_keep: int | None = None,
+    max_failures: int = 0,
+    time_budget_s: float | None = None,
+    trial_config_base: dict[str, Any] | None = None,
+) -> ResultGrid:
+    """Run an HPO experiment: ``num_samples`` trials of ``worker_fn`` on ``num_workers`` each.
+
+    Ray must already be connected (:func:`ensure_ray`).
+
+    Args:
+        worker_fn: picklable ``worker_fn(config, ctx)``; ``config`` is ``trial_config_base``
+            updated with the trial's sampled ``param_space`` values (shallow merge).
+        param_space: Tune search space.
+        num_workers: workers per trial; 1 runs the worker inside the trial (no worker group).
+        use_gpu, resources_per_worker: per-worker resources (default 1 CPU, +1 GPU).
+        metric, mode: what the searcher, scheduler and checkpoint ranking optimise.
+        search_alg, scheduler: built Ray Tune objects, or None (random search, FIFO).
+        max_concurrent_trials: capped at what the cluster can run at once; None = that.
+        storage_path, name: results go to ``storage_path/name``.
+        checkpoint_num_to_keep: best checkpoints kept per trial (by ``metric``); None = all.
+        max_failures: retries of a failed trial, resumed from its last checkpoint.
+        time_budget_s: stop the whole experiment after this many seconds (results so far kept).
+
+    Raises:
+        ResourceError: before any trial starts, when one trial cannot fit the cluster.
+    """
+    import ray.tune
+
+    if mode not in ("min", "max"):
+        raise ConfigurationError(f"mode is {mode!r}, but must be 'min' or 'max'.")
+    if num_samples < 1:
+        raise ConfigurationError(f"num_samples is {num_samples}, but must be >= 1.")
+    need = res.trial_need(num_workers, resources_per_worker, use_gpu)
+    capacity = cluster_capacity()
+    res.check_feasible(need, capacity, num_workers=num_workers,
+                       resources_per_worker=resources_per_worker)
+    res.check_worker_fits_a_node(res.normalize_resources(resources_per_worker, use_gpu),
+                                 node_capacities())
+    concurrency = res.max_concurrent_trials(need, capacity, max_concurrent_trials)
+    logger.info("One trial needs %s; running up to %d trials at once.", need, concurrency)
+
+    trainable = make_trainable(
+        worker_fn, num_workers=num_workers, use_gpu=use_gpu,
+        resources_per_worker=resources_per_worker, storage_path=storage_path, name=name,
+        checkpoint_num_to_keep=checkpoint_num_to_keep, trial_config_base=trial_config_base)
+    _, release_cls = _ray_classes()
+    scheduler_has_metric = getattr(scheduler, "_metric", None) is not None
+    tuner = ray.tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=ray.tune.TuneConfig(
+            # Tune refuses metric/mode here when the scheduler already has its own.
+            metric=None if scheduler_has_metric else metric,
+            mode=None if scheduler_has_metric else mode,
+            num_samples=num_samples, search_alg=search_alg, scheduler=scheduler,
+            max_concurrent_trials=concurrency, time_budget_s=time_budget_s),
+        run_config=ray.tune.RunConfig(
+            name=name, storage_path=os.path.abspath(storage_path),
+            callbacks=[release_cls()],
+            failure_config=ray.tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=ray.tune.CheckpointConfig(
+                num_to_keep=checkpoint_num_to_keep,
+                checkpoint_score_attribute=metric if checkpoint_num_to_keep else None,
+                checkpoint_score_order=mode),
+        ),
+    )
+    return tuner.fit()
+
+
+__all__ = ["WorkerContext", "cluster_capacity", "ensure_ray", "make_trainable",
+           "node_capacities", "run_experiment", "shutdown"]

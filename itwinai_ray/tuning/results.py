@@ -1,0 +1,202 @@
+"""HPO results: the best trial, a ranked per-trial table, and the best config as YAML.
+
+:class:`HPOResults` is built from a Ray Tune ``ResultGrid`` through its public attributes
+(``metrics``, ``config``, ``checkpoint``, ``error``, ``path``); it holds plain data only, so it
+pickles, prints and serialises without Ray.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class TrialRow:
+    """One trial: its sampled values, its metric, how far it ran and how it ended."""
+
+    trial_id: str
+    config: dict[str, Any]
+    metric: float | None
+    epochs: int
+    status: str  # "finished", "stopped early" or "error"
+    checkpoint: str | None
+    path: str | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+@dataclass
+class HPOResults:
+    """Outcome of a tuning run, ranked by ``metric`` (``mode`` min or max)."""
+
+    metric: str
+    mode: str
+    rows: list[TrialRow]
+    experiment_path: str | None = None
+    max_epochs: int | None = None
+
+    @classmethod
+    def from_result_grid(cls, grid: Iterable[Any], metric: str, mode: str,
+                         param_keys: Iterable[str], max_epochs: int | None = None,
+                         experiment_path: str | None = None) -> HPOResults:
+        keys = list(param_keys)
+        rows = []
+        for result in grid:
+            metrics = dict(result.metrics or {})
+            epochs = int(metrics.get("training_iteration", 0) or 0)
+            if result.error is not None:
+                status = "error"
+            elif max_epochs is not None and epochs < max_epochs:
+                status = "stopped early"
+            else:
+                status = "finished"
+            config = dict(result.config or {})
+            ckpt = getattr(result, "checkpoint", None)
+            rows.append(TrialRow(
+                trial_id=str(metrics.get("trial_id", Path(str(result.path)).name)),
+                config={k: config.get(k) for k in keys} if keys else config,
+                metric=_finite(metrics.get(metric)), epochs=epochs, status=status,
+                checkpoint=getattr(ckpt, "path", None), path=str(result.path),
+                metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
+                error=None if result.error is None else f"{type(result.error).__name__}: "
+                                                          f"{result.error}"[:500],
+            ))
+        results = cls(metric=metric, mode=mode, rows=rows, experiment_path=experiment_path,
+                      max_epochs=max_epochs)
+        results.rows = results.ranked()
+        return results
+
+    def ranked(self) -> list[TrialRow]:
+        """Trials best first; trials without a metric value last."""
+        sign = 1.0 if self.mode == "min" else -1.0
+        return sorted(self.rows, key=lambda r: (r.metric is None,
+                                                sign * r.metric if r.metric is not None else 0))
+
+    @property
+    def best(self) -> TrialRow:
+        """The best trial (by its last reported ``metric``)."""
+        scored = [r for r in self.ranked() if r.metric is not None]
+        if not scored:
+            errors = "; ".join(f"{r.trial_id}: {r.error}" for r in self.rows if r.error)
+            raise ValueError(
+                f"No trial reported the metric {self.metric!r}. "
+                f"{'Errors: ' + errors if errors else 'Check the metric name.'}"
+            )
+        return scored[0]
+
+    @property
+    def best_config(self) -> dict[str, Any]:
+        return dict(self.best.config)
+
+    def table(self) -> list[dict[str, Any]]:
+        """Ranked rows as plain dicts (for JSON, CSV or a DataFrame)."""
+        return [{"rank": i + 1, "trial_id": r.trial_id, **r.config, self.metric: r.metric,
+                 "epochs": r.epochs, "status": r.status} for i, r in enumerate(self.ranked())]
+
+    def to_dataframe(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.table())
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for r in self.rows:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        text = ", ".join(f"{n} {s}" for s, n in counts.items())
+        return f"{len(self.rows)} trials ({text}); best {self.metric}={self.best.metric:.4g}"
+
+    def print_table(self, console: Any = None) -> None:
+        """A ranked table of trials (rich), best first."""
+        from rich.console import Console
+        from rich.table import Table
+
+        console = console or Console()
+        keys = list(self.rows[0].config) if self.rows else []
+        table = Table(title=f"HPO results, ranked by {self.metric} ({self.mode})")
+        for col in ["#", "trial", *keys, self.metric, "epochs", "status"]:
+            table.add_column(col, justify="right" if col not in ("trial", "status") else "left")
+        for i, r in enumerate(self.ranked()):
+            values = [_fmt(r.config.get(k)) for k in keys]
+            metric = "-" if r.metric is None else f"{r.metric:.4g}"
+            table.add_row(str(i + 1), r.trial_id, *values, metric, str(r.epochs), r.status,
+                          style="bold green" if i == 0 and r.metric is not None else None)
+        console.print(table)
+
+    def to_json(self) -> str:
+        return json.dumps({"metric": self.metric, "mode": self.mode,
+                           "best": self.best.__dict__ if self.rows else None,
+                           "trials": self.table()}, indent=2, default=str)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def best_pipeline_config(config: Mapping[str, Any], trainer_location: list[str | int],
+                         values: Mapping[str, Any], config_keys: Iterable[str],
+                         unwrap: bool) -> dict[str, Any]:
+    """The pipeline config with the best values filled in, ready to run.
+
+    ``trainer_location`` is the path of the RayTorchTrainer node in ``config``. With
+    ``unwrap`` (a wrapped trainer), the node is replaced by the wrapped trainer's node, so the
+    result trains the best configuration once, without Ray. Values of ``config_keys`` go
+    into the trainer's ``config``; the others are constructor arguments.
+    """
+    out = copy.deepcopy(dict(config))
+    parent: Any = out
+    for part in trainer_location[:-1]:
+        parent = parent[part]
+    node = parent[trainer_location[-1]]
+    if unwrap:
+        node = _kwargs(node)["trainer"]
+        parent[trainer_location[-1]] = node
+    kwargs = _kwargs(node)
+    in_config = set(config_keys)
+    for key, value in values.items():
+        if key in in_config:
+            kwargs.setdefault("config", {})[key] = value
+        else:
+            kwargs[key] = value
+    if not unwrap:  # a RayTorchTrainer subclass: run the best values once
+        for key in ("search_space", "ray_search_space"):
+            kwargs.pop(key, None)
+    return out
+
+
+def _kwargs(node: dict[str, Any]) -> dict[str, Any]:
+    if "class_path" in node:
+        return node.setdefault("init_args", {})
+    return node
+
+
+def write_yaml(data: Mapping[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(_plain(data), sort_keys=False))
+    return path
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    return value

@@ -1,0 +1,138 @@
+"""What runs in each worker of each trial: the trainer's own lifecycle, with the trial's values.
+
+:func:`run_trainer_in_worker` is the ``worker_fn`` given to the Ray backend. It copies the
+trainer, merges the trial's sampled hyperparameters into it, picks the strategy from the
+worker count, attaches a :class:`TrialReporter` and runs the unchanged lifecycle. Nothing
+here imports Ray: the backend's :class:`~itwinai_ray.tuning.ray_backend.WorkerContext` is
+the only channel to the tuner.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config.training import TrainingConfiguration
+from ..distributed import get_strategy
+from ..trainer.torch_trainer import TorchTrainer
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIRNAME = "checkpoint"
+
+
+def config_keys(trainer: TorchTrainer) -> set[str]:
+    """Keys a trainer reads from its config: declared fields and the extras it was given."""
+    return trainer.config.known_keys()
+
+
+def attribute_keys(trainer: TorchTrainer) -> set[str]:
+    """Constructor arguments that the trainer stores under the same name (e.g. ``epochs``)."""
+    import inspect
+
+    names: set[str] = set()
+    for cls in type(trainer).__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None or cls is object:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
+                names.add(p.name)
+    return {n for n in names if n != "config" and hasattr(trainer, n)
+            and isinstance(getattr(trainer, n), (int, float, str, bool, type(None)))}
+
+
+def apply_trial_values(trainer: TorchTrainer, values: Mapping[str, Any]) -> None:
+    """Merge sampled values: config keys into the config, the rest onto attributes."""
+    in_config = config_keys(trainer)
+    config_update = {k: v for k, v in values.items() if k in in_config}
+    if config_update:
+        merged = {**trainer.config.model_dump(), **config_update}
+        trainer.config = type(trainer.config)(**merged)
+    for key, value in values.items():
+        if key not in in_config:
+            setattr(trainer, key, value)
+
+
+class TrialReporter:
+    """Reports each epoch (metrics averaged over ranks, plus a checkpoint) to the tuner."""
+
+    def __init__(self, ctx: Any, checkpoint_frequency: int = 1) -> None:
+        self.ctx = ctx
+        self.checkpoint_frequency = checkpoint_frequency
+        self.user_reports = False
+
+    def _payload(self, metrics: Mapping[str, Any], epoch: int | None) -> dict[str, Any]:
+        out = {k: v for k, v in metrics.items() if isinstance(v, (int, float, bool))}
+        if epoch is not None:
+            out["epoch"] = epoch + 1
+        out["world_size"] = self.ctx.world_size
+        return out
+
+    def on_epoch_end(self, trainer: TorchTrainer, epoch: int, metrics: dict[str, float]) -> None:
+        if self.user_reports:  # the trainer reports itself (ray_report): never twice
+            return
+        last = epoch + 1 == trainer.epochs
+        if (epoch + 1) % self.checkpoint_frequency and not last:
+            self.ctx.report(self._payload(metrics, epoch), None)
+            return
+        tmp = Path(tempfile.mkdtemp(prefix="itwinai-ray-ckpt-")) if self.ctx.is_main else None
+        try:
+            target = (tmp / CHECKPOINT_DIRNAME) if tmp else Path(CHECKPOINT_DIRNAME)
+            trainer.save_checkpoint(target, epoch, metrics)  # rank 0 writes, all wait
+            self.ctx.report(self._payload(metrics, epoch), str(target) if tmp else None)
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)  # the backend has copied it
+
+    def report(self, trainer: TorchTrainer, metrics: dict[str, float],
+               checkpoint_dir: str | Path | None, checkpoint_data: dict[str, Any] | None) -> None:
+        self.user_reports = True
+        tmp = None
+        try:
+            if checkpoint_data is not None and checkpoint_dir is None and self.ctx.is_main:
+                tmp = Path(tempfile.mkdtemp(prefix="itwinai-ray-ckpt-"))
+                torch.save(checkpoint_data, tmp / "checkpoint.pt")
+                checkpoint_dir = tmp
+            self.ctx.report(self._payload(metrics, None),
+                            str(checkpoint_dir) if checkpoint_dir is not None else None)
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def lifecycle_of(trainer: TorchTrainer) -> Callable[..., Any]:
+    """The lifecycle to run in a worker: TorchTrainer's, never an HPO driver's execute."""
+    from ..trainer.ray_trainer import RayTorchTrainer
+
+    return TorchTrainer.execute if isinstance(trainer, RayTorchTrainer) else type(trainer).execute
+
+
+def run_trainer_in_worker(config: dict[str, Any], ctx: Any, *, trainer: TorchTrainer,
+                          datasets: Iterable[Any], checkpoint_frequency: int = 1) -> None:
+    """``worker_fn`` for the Ray backend: one worker of one trial."""
+    worker_trainer = copy.deepcopy(trainer)
+    apply_trial_values(worker_trainer, config)
+    if ctx.world_size > 1:
+        if worker_trainer.strategy.name == "none":
+            worker_trainer.strategy = get_strategy("ddp")  # adopts Ray Train's process group
+    elif worker_trainer.strategy.name != "none":
+        worker_trainer.strategy = get_strategy("none")
+    # Checkpoints go to the tuner through the reporter, not to a local directory.
+    worker_trainer.save_best = False
+    worker_trainer.checkpoint_every = None
+    worker_trainer.checkpoints_location = Path(tempfile.gettempdir()) / "itwinai-ray-unused"
+    resume = ctx.resume_checkpoint_dir
+    if resume and (Path(resume) / "model.pt").is_file():
+        worker_trainer.resume_from_checkpoint = resume
+    worker_trainer.reporter = TrialReporter(ctx, checkpoint_frequency)
+    if isinstance(worker_trainer.config, TrainingConfiguration) and ctx.is_main:
+        log.info("Trial %s: %s", ctx.trial_id, dict(config))
+    lifecycle_of(worker_trainer)(worker_trainer, *datasets)

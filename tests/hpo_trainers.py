@@ -1,0 +1,39 @@
+"""User trainers for the HPO tests. Each records what its worker actually saw in its metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from itwinai_ray.examples.digits import DigitsTrainer
+from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
+
+
+class SeenDigitsTrainer(DigitsTrainer):
+    """DigitsTrainer whose epoch metrics include the lr, batch size and world size in use."""
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        metrics = super().train_epoch(epoch)
+        metrics["seen_lr"] = float(self.optimizer.param_groups[0]["lr"])
+        metrics["seen_batch_size"] = float(self.train_dataloader.batch_size)
+        metrics["seen_world_size"] = float(self.strategy.global_world_size())
+        metrics["seen_hidden_size"] = float(self.strategy.unwrap(self.model)[0].out_features)
+        return metrics
+
+
+class SubclassedHPOTrainer(RayTorchTrainer):
+    """Mode (a): a user trainer that subclasses RayTorchTrainer, with its own model hook."""
+
+    def create_model_loss_optimizer(self) -> None:
+        import torch
+
+        from itwinai_ray.examples.digits import make_mlp
+
+        self.model = make_mlp(hidden_size=int(self.config.hidden_size))
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.optim_lr)
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        metrics = super().train_epoch(epoch)
+        metrics["seen_lr"] = float(self.optimizer.param_groups[0]["lr"])
+        metrics["seen_world_size"] = float(self.strategy.global_world_size())
+        return metrics

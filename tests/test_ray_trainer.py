@@ -1,0 +1,155 @@
+"""RayTorchTrainer end to end: real local Ray, real DDP (gloo) per trial, real Tune."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from conftest import ROOT
+
+from itwinai_ray.config import load_pipeline
+from itwinai_ray.errors import ConfigurationError, ResourceError, SearchSpaceError
+from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
+from itwinai_ray.tuning.results import HPOResults
+
+CONFIG = ROOT / "tests" / "configs" / "hpo_digits.yaml"
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray with 5 logical CPUs: two 2-worker trials (2 x 2.01 CPU) run at once."""
+    import ray
+
+    tests_dir = str(ROOT / "tests")
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [tests_dir, old]))  # for workers
+    ray.init(address="local", num_cpus=5, include_dashboard=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    yield ray
+    ray.shutdown()
+    if old is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = old
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_same_trainer_plain_then_tuned_with_yaml_only(ray_cluster, tmp_path) -> None:
+    # 1. The user's trainer, plainly.
+    plain = load_pipeline(CONFIG, "training_pipeline").execute()
+    assert isinstance(plain[-1], object) and plain[-1] is not None
+
+    # 2. The same class, wrapped by RayTorchTrainer in YAML: 4 trials x 2 workers, ASHA.
+    pipe = load_pipeline(CONFIG, "hpo_pipeline", overrides=[f"storage={tmp_path}"])
+    *_, results = pipe.execute()
+    assert isinstance(results, HPOResults)
+    assert len(results.rows) == 4
+    assert all(r.status != "error" for r in results.rows), [r.error for r in results.rows]
+    assert any(r.status == "stopped early" for r in results.rows), "ASHA stopped none"
+    for row in results.rows:
+        m = row.metrics
+        assert m["world_size"] == 2 and m["seen_world_size"] == 2
+        # what the worker used is what was sampled for this trial
+        assert m["seen_lr"] == pytest.approx(row.config["optim_lr"])
+        assert m["seen_batch_size"] == row.config["batch_size"]
+        assert m["seen_hidden_size"] == 32
+    best = results.best
+    assert best.checkpoint and os.path.isfile(os.path.join(best.checkpoint, "model.pt"))
+    assert results.table()[0]["trial_id"] == best.trial_id
+    # no placement group of a stopped trial is left behind
+    table = ray_cluster.util.placement_group_table()
+    alive = [pg for pg in table.values() if pg["state"] in ("CREATED", "PENDING")]
+    assert not alive
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_subclass_mode_with_optuna_and_grid(ray_cluster, tmp_path, digits_split) -> None:
+    from hpo_trainers import SubclassedHPOTrainer
+
+    trainer = SubclassedHPOTrainer(
+        config={"hidden_size": 16, "optim_lr": 1e-3}, epochs=2, random_seed=0,
+        scaling_config={"num_workers": 1},
+        tune_config={"num_samples": 2, "search_alg": "optuna", "metric": "val_loss"},
+        run_config={"storage_path": str(tmp_path), "name": "optuna"},
+        search_space={"optim_lr": {"type": "loguniform", "lower": 1e-4, "upper": 1e-1},
+                      "hidden_size": {"type": "choice", "categories": [8, 32]}},
+    )
+    *_, results = trainer.execute(*digits_split)
+    assert len(results.rows) == 2
+    best_row = results.table()[0]
+    assert results.best_config == {k: best_row[k] for k in ("optim_lr", "hidden_size")}
+    assert best_row["val_loss"] == min(r.metric for r in results.rows)
+    for row in results.rows:
+        assert row.metrics["seen_lr"] == pytest.approx(row.config["optim_lr"])
+        assert row.metrics["seen_world_size"] == 1  # fast path: no worker group
+
+    grid = SubclassedHPOTrainer(
+        config={"hidden_size": 16, "optim_lr": 1e-3}, epochs=1,
+        tune_config={"search_alg": "grid"},
+        run_config={"storage_path": str(tmp_path), "name": "grid"},
+        search_space={"optim_lr": {"type": "choice", "categories": [1e-4, 1e-2]},
+                      "hidden_size": {"type": "grid_search", "values": [8, 32]}},
+    )
+    *_, grid_results = grid.execute(*digits_split)
+    seen = sorted((r.config["optim_lr"], r.config["hidden_size"]) for r in grid_results.rows)
+    assert seen == [(1e-4, 8), (1e-4, 32), (1e-2, 8), (1e-2, 32)]
+    assert grid_results.best.config == {
+        k: grid_results.table()[0][k] for k in ("optim_lr", "hidden_size")}
+
+
+@pytest.mark.slow
+def test_infeasible_scaling_fails_fast(ray_cluster, tmp_path, digits_split) -> None:
+    trainer = RayTorchTrainer(
+        trainer=load_pipeline(CONFIG, "training_pipeline")[-1],
+        scaling_config={"num_workers": 8},
+        run_config={"storage_path": str(tmp_path)},
+        search_space={"optim_lr": {"type": "uniform", "lower": 1e-3, "upper": 1e-2}})
+    start = time.monotonic()
+    with pytest.raises(ResourceError, match=r"needs 8.01 CPU.*cluster has 5"):
+        trainer.execute(*digits_split)
+    assert time.monotonic() - start < 10
+
+
+def test_search_space_typo_fails_before_ray_starts(digits_split) -> None:
+    import ray
+
+    pipe = load_pipeline(CONFIG, "hpo_pipeline",
+                         overrides=["+hpo_pipeline.init_args.steps.2.init_args.search_space"
+                                    ".learning_rate={type: uniform, lower: 0.1, upper: 0.2}"])
+    with pytest.raises(SearchSpaceError, match=r"learning_rate.*Did you mean 'optim_lr'"):
+        pipe.execute()
+    assert not ray.is_initialized()
+
+
+def test_settings_are_validated_at_construction() -> None:
+    with pytest.raises(ConfigurationError, match=r"Unknown key 'num_worker'.*num_workers"):
+        RayTorchTrainer(scaling_config={"num_worker": 2})
+    with pytest.raises(ConfigurationError, match="num_samples is 0"):
+        RayTorchTrainer(tune_config={"num_samples": 0})
+    with pytest.raises(ConfigurationError, match="Both 'tune_config' and its itwinai name"):
+        RayTorchTrainer(tune_config={}, ray_tune_config={})
+
+
+def test_itwinai_ray_config_objects_are_accepted() -> None:
+    from ray.train import ScalingConfig
+    from ray.tune import CheckpointConfig, RunConfig, TuneConfig
+    from ray.tune.schedulers import ASHAScheduler
+
+    trainer = RayTorchTrainer(
+        config={"hidden_size": 8}, epochs=4,
+        ray_scaling_config=ScalingConfig(num_workers=2),
+        ray_tune_config=TuneConfig(num_samples=3, scheduler=ASHAScheduler(
+            metric="val_loss", mode="max", max_t=4, grace_period=1)),
+        ray_run_config=RunConfig(storage_path="/tmp/x", checkpoint_config=CheckpointConfig(
+            num_to_keep=2)),
+        ray_search_space={"hidden_size": {"type": "choice", "categories": [8, 16]}},
+    )
+    assert trainer.scaling.num_workers == 2
+    assert trainer.tune.num_samples == 3
+    assert trainer.run.checkpoint_num_to_keep == 2
+    plan = trainer.plan()
+    # itwinai semantics: no tune_config.metric, so the scheduler's metric and mode are used
+    assert (plan["metric"], plan["mode"]) == ("val_loss", "max")
