@@ -14,6 +14,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import ItwinaiRayError
 
@@ -65,9 +66,41 @@ def _run_exec_pipeline(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args.config, pipe_key=args.pipe_key, overrides=overrides,
                              steps=args.steps)
     logger.info("Executing pipeline '%s' from %s", args.pipe_key, args.config)
-    pipeline.execute()
+    output = pipeline.execute()
     logger.info("Pipeline '%s' finished", args.pipe_key)
+    _report_hpo(output, pipeline, args, overrides)
     return EXIT_OK
+
+
+def _report_hpo(output: Any, pipeline: Any, args: argparse.Namespace,
+                overrides: list[str]) -> None:
+    """After an HPO pipeline: print the ranked table, write results and the best config."""
+    from .tuning.results import HPOResults
+
+    results = output[-1] if isinstance(output, tuple) and output else output
+    if not isinstance(results, HPOResults):
+        return
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from .config.loader import load_config
+    from .trainer.ray_trainer import RayTorchTrainer
+    from .tuning.best_config import write_best_config
+
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: do not squeeze the table into 80 columns
+        console = Console(width=160)
+    results.print_table(console)
+    trainer = next(s for s in pipeline.steps if isinstance(s, RayTorchTrainer))
+    experiment = Path(results.experiment_path or ".")
+    (experiment / "results.json").write_text(results.to_json())
+    written = write_best_config(results, load_config(args.config, overrides), args.pipe_key,
+                                trainer)
+    print(f"{results.summary()}\nResults: {experiment / 'results.json'}")
+    if written is not None:
+        print(f"Best config: {written}\n  re-run it with: itwinai-ray exec-pipeline "
+              f"--config {written} --pipe-key {args.pipe_key}")
 
 
 _EXEC_PIPELINE_EXAMPLES = """\
