@@ -55,6 +55,11 @@ def test_same_trainer_plain_then_tuned_with_yaml_only(ray_cluster, tmp_path) -> 
         assert m["seen_lr"] == pytest.approx(row.config["optim_lr"])
         assert m["seen_batch_size"] == row.config["batch_size"]
         assert m["seen_hidden_size"] == 32
+    # 5 CPUs hold two trials of 2 x 1 CPU + 0.01: the four trials ran in waves of at most 2
+    spans = [(r.metrics["timestamp"] - r.metrics["time_total_s"], r.metrics["timestamp"])
+             for r in results.rows]
+    overlap = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+    assert overlap <= 2
     best = results.best
     assert best.checkpoint and os.path.isfile(os.path.join(best.checkpoint, "model.pt"))
     assert results.table()[0]["trial_id"] == best.trial_id
@@ -111,6 +116,24 @@ def test_infeasible_scaling_fails_fast(ray_cluster, tmp_path, digits_split) -> N
     with pytest.raises(ResourceError, match=r"needs 8.01 CPU.*cluster has 5"):
         trainer.execute(*digits_split)
     assert time.monotonic() - start < 10
+
+
+@pytest.mark.slow
+def test_connects_to_the_cluster_named_by_ray_address(ray_cluster, tmp_path) -> None:
+    """A driver with RAY_ADDRESS set joins that cluster instead of starting its own."""
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    address = ray_cluster.get_runtime_context().gcs_address
+    script = ("from itwinai_ray.tuning import ray_backend as rb; import ray; "
+              "started = rb.ensure_ray(num_cpus=1); "
+              "print(started, ray.cluster_resources()['CPU'])")
+    proc = subprocess.run([sys.executable, "-c", script], env=subprocess_env(RAY_ADDRESS=address),
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-2:] == ["False", "5.0"]  # joined the 5-CPU cluster
 
 
 def test_search_space_typo_fails_before_ray_starts(digits_split) -> None:
