@@ -176,3 +176,32 @@ def test_constructor_validation() -> None:
         TorchTrainer(checkpoint_mode="best")
     with pytest.raises(ConfigurationError, match="batch_size"):
         TorchTrainer(config={"batch_size": "large"})
+
+
+def test_test_every_carries_validation_forward(digits_split) -> None:
+    train, val, _ = digits_split
+    trainer = DigitsTrainer(epochs=4, test_every=2, save_best=False)
+    trainer.execute(train, val)
+    h = trainer.history
+    assert all(e["loss"] == e["val_loss"] for e in h), "loss never switches to train loss"
+    assert h[2]["val_loss"] == h[1]["val_loss"]  # epoch 3 not validated: carried forward
+    assert h[3]["val_loss"] != h[2]["val_loss"]
+
+
+def test_resume_with_a_changed_learning_rate_uses_the_new_one(digits_split, tmp_path) -> None:
+    """As after a PBT exploit: the optimizer state is restored, the new lr is kept."""
+    train, _, _ = digits_split
+    DigitsTrainer(config={"optim_lr": 0.01}, epochs=1, checkpoints_location=tmp_path,
+                  checkpoint_every=1).execute(train)
+    resumed = DigitsTrainer(config={"optim_lr": 0.5}, epochs=2, save_best=False,
+                            resume_from_checkpoint=tmp_path / "epoch_1")
+    resumed.execute(train)
+    assert resumed.optimizer.param_groups[0]["lr"] == 0.5
+    assert resumed.optimizer.state_dict()["state"], "optimizer state itself was restored"
+
+
+def test_execute_twice_starts_fresh(digits_split) -> None:
+    trainer = DigitsTrainer(epochs=2, save_best=False)
+    trainer.execute(digits_split[0])
+    trainer.execute(digits_split[0])
+    assert len(trainer.history) == 2

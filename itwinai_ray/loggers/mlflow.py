@@ -85,8 +85,11 @@ class MLFlowLogger(Logger):
             raise MissingDependencyError("mlflow", "MLFlowLogger") from exc
         if self._default_store:
             self.savedir.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
-        self.experiment_id = self._get_or_create_experiment()
+        with self._store_lock():
+            # Several trials or ranks opening a new sqlite store at once race in MLflow's
+            # schema migration; one at a time per store file.
+            self.client = MlflowClient(tracking_uri=self.tracking_uri)
+            self.experiment_id = self._get_or_create_experiment()
         if self._resume_id is not None:
             self.run_id = self._resume_id
             self.client.update_run(self.run_id, status="RUNNING")
@@ -98,6 +101,18 @@ class MLFlowLogger(Logger):
             tags.setdefault("itwinai_ray.rank", str(rank))
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=self.run_name)
         self.run_id = run.info.run_id
+
+    def _store_lock(self) -> Any:
+        """A file lock beside a local sqlite store; a no-op for other stores."""
+        import contextlib
+
+        if not self.tracking_uri.startswith("sqlite:///"):
+            return contextlib.nullcontext()
+        from filelock import FileLock
+
+        db = Path(self.tracking_uri[len("sqlite:///"):])
+        db.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(db) + ".lock", timeout=600)
 
     def _get_or_create_experiment(self) -> str:
         from mlflow.exceptions import MlflowException

@@ -40,6 +40,7 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint atomically: into a temporary sibling, then renamed into place."""
     target = Path(directory)
+    tmp: Path | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -56,6 +57,9 @@ def save_checkpoint(
         tmp.rename(target)
     except OSError as exc:
         raise CheckpointError(f"Cannot write checkpoint to {target}: {exc}") from exc
+    finally:
+        if tmp is not None and tmp.exists():  # failed half-way: leave nothing behind
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -81,6 +85,38 @@ def load_checkpoint(
         lr_scheduler.load_state_dict(torch.load(path / SCHEDULER_FILE, weights_only=False))
     state_file = path / STATE_FILE
     return json.loads(state_file.read_text()) if state_file.is_file() else {}
+
+
+#: TrainingConfiguration keys that live in an optimizer's param groups.
+OPTIM_HPARAMS = {"optim_lr": "lr", "optim_weight_decay": "weight_decay",
+                 "optim_momentum": "momentum"}
+
+
+def apply_changed_hparams(directory: str | os.PathLike, config: dict[str, Any], optimizer: Any,
+                          lr_scheduler: Any = None) -> list[tuple[str, Any, Any]]:
+    """After loading optimizer state, let hyperparameters changed since the checkpoint win.
+
+    Loading an optimizer's state restores its old learning rate. When ``config`` sets another
+    value than the checkpoint's ``config.yaml`` (a PBT exploit, a resume with a new lr), the
+    new value is written into the param groups (and the scheduler's base lr). Returns the
+    changes as ``(key, old, new)``.
+    """
+    path = Path(directory) / CONFIG_FILE
+    if optimizer is None or not path.is_file():
+        return []
+    saved = yaml.safe_load(path.read_text()) or {}
+    changes = []
+    for key, group_key in OPTIM_HPARAMS.items():
+        new = config.get(key)
+        if new is None or saved.get(key) == new:
+            continue
+        for group in optimizer.param_groups:
+            if group_key in group:
+                group[group_key] = new
+        if group_key == "lr" and hasattr(lr_scheduler, "base_lrs"):
+            lr_scheduler.base_lrs = [new] * len(lr_scheduler.base_lrs)
+        changes.append((key, saved.get(key), new))
+    return changes
 
 
 def _plain(value: Any) -> Any:

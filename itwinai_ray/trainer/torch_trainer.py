@@ -25,7 +25,7 @@ from ..config.training import TrainingConfiguration
 from ..distributed import Strategy, get_strategy
 from ..errors import ConfigurationError
 from . import factories
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import apply_changed_hparams, load_checkpoint, save_checkpoint
 from .metrics import MetricTracker
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,8 @@ class TorchTrainer(Trainer):
             there is no validation set.
         resume_from_checkpoint: a checkpoint directory to resume model, optimizer, scheduler
             and epoch counter from.
-        test_every: run ``validation_epoch`` every N epochs (default every epoch).
+        test_every: run ``validation_epoch`` every N epochs (default every epoch), and on the
+            first epoch; in between, the last validation metrics are carried forward.
     """
 
     def __init__(
@@ -126,6 +127,7 @@ class TorchTrainer(Trainer):
         self.best_value: float | None = None
         self.history: list[dict[str, float]] = []
         self._tracker = MetricTracker(None)
+        self._last_val_metrics = {}
         # Set by RayTorchTrainer inside a trial's workers: receives every epoch's metrics.
         self.reporter: EpochReporter | None = None
 
@@ -153,6 +155,7 @@ class TorchTrainer(Trainer):
         """Run the whole lifecycle; return the datasets and the trained (unwrapped) model."""
         if self._uses_builtin_factories():
             factories.validate_names(self.config, self.epochs)
+        self._reset_run_state()
         status = "FAILED"
         self._seed()
         self.strategy.init()
@@ -175,6 +178,14 @@ class TorchTrainer(Trainer):
         finally:
             self._close(status)
         return train_dataset, validation_dataset, test_dataset, self.strategy.unwrap(self.model)
+
+    def _reset_run_state(self) -> None:
+        """Each execute() starts fresh: no history, best value or epoch from an earlier run."""
+        self.history = []
+        self.best_value = None
+        self.start_epoch = 0
+        self.current_epoch = 0
+        self._last_val_metrics: dict[str, float] = {}
 
     def _uses_builtin_factories(self) -> bool:
         return type(self).create_model_loss_optimizer is TorchTrainer.create_model_loss_optimizer
@@ -237,8 +248,12 @@ class TorchTrainer(Trainer):
             self.current_epoch = epoch
             self.strategy.set_epoch(self.train_dataloader, epoch)
             epoch_metrics = self.train_epoch(epoch)
-            if self.validation_dataloader is not None and (epoch + 1) % self.test_every == 0:
-                epoch_metrics.update(self.validation_epoch(epoch))
+            if self.validation_dataloader is not None:
+                if (epoch + 1) % self.test_every == 0 or not self._last_val_metrics:
+                    self._last_val_metrics = self.validation_epoch(epoch)
+                # On epochs without validation the last validation values carry forward, so
+                # "loss" never switches between training and validation loss.
+                epoch_metrics.update(self._last_val_metrics)
             self._step_scheduler(epoch_metrics)
             epoch_metrics["loss"] = epoch_metrics.get("val_loss", epoch_metrics["train_loss"])
             self.history.append(epoch_metrics)
@@ -371,6 +386,9 @@ class TorchTrainer(Trainer):
         """Restore model, optimizer, scheduler and the epoch counter from a checkpoint."""
         state = load_checkpoint(directory, self.strategy.unwrap(self.model), self.optimizer,
                                 self.lr_scheduler, map_location=self.strategy.device())
+        for key, old, new in apply_changed_hparams(directory, self.config.model_dump(),
+                                                   self.optimizer, self.lr_scheduler):
+            log.info("Resume: %s changed from %s to %s", key, old, new)
         self.start_epoch = int(state.get("epoch", -1)) + 1
         self.best_value = state.get("best_value")
         if self.strategy.is_main_worker():
