@@ -94,10 +94,11 @@ def _report_hpo(output: Any, pipeline: Any, args: argparse.Namespace,
     results.print_table(console)
     trainer = next(s for s in pipeline.steps if isinstance(s, RayTorchTrainer))
     experiment = Path(results.experiment_path or ".")
-    (experiment / "results.json").write_text(results.to_json())
+    print(f"{results.summary()}\nResults: {experiment / 'results.json'}")
+    if not any(r.metric is not None for r in results.rows):
+        return
     written = write_best_config(results, load_config(args.config, overrides), args.pipe_key,
                                 trainer)
-    print(f"{results.summary()}\nResults: {experiment / 'results.json'}")
     if written is not None:
         print(f"Best config: {written}\n  re-run it with: itwinai-ray exec-pipeline "
               f"--config {written} --pipe-key {args.pipe_key}")

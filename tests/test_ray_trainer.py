@@ -38,8 +38,14 @@ def ray_cluster():
 @pytest.mark.timeout(600)
 def test_same_trainer_plain_then_tuned_with_yaml_only(ray_cluster, tmp_path) -> None:
     # 1. The user's trainer, plainly.
-    plain = load_pipeline(CONFIG, "training_pipeline").execute()
-    assert isinstance(plain[-1], object) and plain[-1] is not None
+    import torch
+
+    plain_pipe = load_pipeline(CONFIG, "training_pipeline")
+    *_, model = plain_pipe.execute()
+    history = plain_pipe[-1].history
+    assert isinstance(model, torch.nn.Module)
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+    assert history[-1]["seen_world_size"] == 1
 
     # 2. The same class, wrapped by RayTorchTrainer in YAML: 4 trials x 2 workers, ASHA.
     pipe = load_pipeline(CONFIG, "hpo_pipeline", overrides=[f"storage={tmp_path}"])
@@ -176,3 +182,39 @@ def test_itwinai_ray_config_objects_are_accepted() -> None:
     plan = trainer.plan()
     # itwinai semantics: no tune_config.metric, so the scheduler's metric and mode are used
     assert (plan["metric"], plan["mode"]) == ("val_loss", "max")
+
+
+@pytest.mark.parametrize(("space", "match"), [
+    ({"batch_size": {"type": "uniform", "lower": 16.5, "upper": 64.5}}, r"invalid values.*batch_size"),
+    ({"optimizer": {"type": "choice", "categories": ["adam", "sgdd"]}},
+     r"Unknown optimizer 'sgdd'.*Did you mean 'sgd'"),
+    ({"resume_from_checkpoint": {"type": "choice", "categories": ["a", "b"]}},
+     r"'resume_from_checkpoint' is not read"),
+])
+def test_bad_values_fail_before_ray_starts(space, match) -> None:
+    import ray
+
+    trainer = RayTorchTrainer(trainer=load_pipeline(CONFIG, "training_pipeline")[-1],
+                              search_space=space)
+    with pytest.raises(ConfigurationError, match=match):
+        trainer.plan()
+    assert not ray.is_initialized()
+
+
+def test_multi_objective_is_refused_before_ray_starts() -> None:
+    trainer = RayTorchTrainer(config={"hidden_size": 8},
+                              tune_config={"metric": ["val_loss", "train_loss"],
+                                           "mode": ["min", "min"]},
+                              search_space={"optim_lr": {"type": "uniform", "lower": 0.1,
+                                                         "upper": 0.2}})
+    with pytest.raises(ConfigurationError, match="multi-objective"):
+        trainer.plan()
+
+
+def test_unsupported_ray_config_fields_are_an_error() -> None:
+    from ray.tune import RunConfig
+
+    with pytest.raises(ConfigurationError, match=r"RunConfig\(stop=...\).*not supported"):
+        RayTorchTrainer(ray_run_config=RunConfig(stop={"training_iteration": 3}))
+    # a Ray RunConfig without storage_path keeps our default, not Ray's ~/ray_results
+    assert RayTorchTrainer(ray_run_config=RunConfig(name="x")).run.storage_path == "ray_results"

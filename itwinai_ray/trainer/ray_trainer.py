@@ -115,15 +115,53 @@ class RayTorchTrainer(TorchTrainer):
         space = search_space.build_search_space(self.search_space)
         in_config, as_attr = config_keys(target), attribute_keys(target)
         search_space.validate_keys(space, in_config | as_attr, type(target).__name__)
+        self._check_values(target, space)
         metric = algorithms.resolve_metric(self.tune.metric, self.tune.scheduler)
         mode = algorithms.resolve_mode(self.tune.mode, self.tune.scheduler)
         algorithms.check_metric_mode(metric, mode)
+        if not isinstance(metric, str) or not isinstance(mode, str):
+            raise ConfigurationError(
+                f"tune_config.metric={metric!r} / mode={mode!r}: multi-objective tuning is not "
+                f"supported by RayTorchTrainer yet. Give one metric and one mode."
+            )
         searcher, space = algorithms.build_searcher(self.tune.search_alg, metric, mode, space)
         scheduler = algorithms.build_scheduler(self.tune.scheduler, metric, mode,
                                                max_t=target.epochs)
         name = self.run.name or f"{type(target).__name__}_{time.strftime('%Y%m%d-%H%M%S')}"
         return {"space": space, "metric": metric, "mode": mode, "searcher": searcher,
                 "scheduler": scheduler, "name": name, "config_keys": in_config}
+
+    @staticmethod
+    def _check_values(target: TorchTrainer, space: dict[str, Any]) -> None:
+        """Sampled values must make a valid config, and built-in names must exist.
+
+        One sample of every domain is merged into a copy of the trainer's config (pydantic
+        checks types: a float sampled for ``batch_size`` fails here, not in every worker),
+        and every category of ``optimizer``, ``loss`` and ``lr_scheduler`` is looked up.
+        """
+        import copy
+
+        from ..trainer import factories
+        from ..tuning.trial import apply_trial_values
+
+        probe = copy.copy(target)
+        sample = {k: (v.sample() if hasattr(v, "sample") else v) for k, v in space.items()}
+        sample = {k: (v["grid_search"][0] if isinstance(v, dict) and "grid_search" in v else v)
+                  for k, v in sample.items()}
+        try:
+            apply_trial_values(probe, sample)
+        except Exception as exc:  # pydantic ValidationError: name the key and the value
+            raise ConfigurationError(
+                f"Search space of {type(target).__name__} gives invalid values "
+                f"({sample}): {exc}".replace("\n", " ")
+            ) from None
+        for key in ("optimizer", "loss", "lr_scheduler"):
+            domain = space.get(key)
+            values = getattr(domain, "categories", None) or (
+                domain.get("grid_search") if isinstance(domain, dict) else None) or []
+            for value in values:
+                cfg = probe.config.model_copy(update={key: value})
+                factories.validate_names(cfg, target.epochs)
 
     # ------------------------------------------------------------------ lifecycle
     def execute(self, train_dataset: Any, validation_dataset: Any = None,
@@ -156,9 +194,18 @@ class RayTorchTrainer(TorchTrainer):
         self.results = HPOResults.from_result_grid(
             grid, plan["metric"], plan["mode"], list(plan["space"]),
             max_epochs=self.target.epochs, experiment_path=f"{storage}/{plan['name']}")
+        self._write_results(self.results)
         self._check_any_succeeded(self.results)
         log.info("%s", self.results.summary())
         return train_dataset, validation_dataset, test_dataset, self.results
+
+    @staticmethod
+    def _write_results(results: HPOResults) -> None:
+        """results.json in the experiment directory, before anything else can fail."""
+        from pathlib import Path
+
+        if results.experiment_path and Path(results.experiment_path).is_dir():
+            (Path(results.experiment_path) / "results.json").write_text(results.to_json())
 
     @staticmethod
     def _check_any_succeeded(results: HPOResults) -> None:

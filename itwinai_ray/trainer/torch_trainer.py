@@ -130,6 +130,8 @@ class TorchTrainer(Trainer):
         self._last_val_metrics = {}
         # Set by RayTorchTrainer inside a trial's workers: receives every epoch's metrics.
         self.reporter: EpochReporter | None = None
+        # In a tuning trial: the checkpoint this trial resumes from (also for ray_report users).
+        self.ray_checkpoint_dir: str | None = None
 
     @staticmethod
     def _make_config(config: Any) -> TrainingConfiguration:

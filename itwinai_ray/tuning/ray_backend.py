@@ -92,87 +92,20 @@ def node_capacities() -> list[dict[str, float]]:
 
 @dataclass(frozen=True)
 class _TrialSpec:
-    """Everything a trial needs besides its sampled config; shipped once per experiment."""
+    """Everything a trial needs besides its sampled config.
 
-    worker_fn: WorkerFn
+    ``worker_fn`` (which may hold the trainer and its datasets) is a Ray ``ObjectRef``: it is
+    put in the object store once per experiment and only the processes that run it fetch it.
+    """
+
+    worker_fn_ref: Any
     num_workers: int
     use_gpu: bool
     resources_per_worker: dict[str, float]
     train_storage_path: str
     trial_config_base: dict[str, Any]
     train_checkpoints_to_keep: int | None
-
-
-# ----------------------------------------------------------------------------------------
-# Ray classes (built lazily: importing this module must not import Ray)
-# ----------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def _ray_classes() -> tuple[type, type]:
-    """Return (Train callback forwarding reports to the trial, Tune placement-group cleaner)."""
-    import ray
-    import ray.train
-    import ray.tune
-
-    class ForwardReports(ray.train.UserCallback):
-        """Runs on the Train controller: hands each report to the trial through a queue."""
-
-        def __init__(self, queue: Any) -> None:
-            self._queue = queue
-
-        def after_report(self, run_context: Any, metrics: list[dict[str, Any]],
-                         checkpoint: Any) -> None:
-            # Blocks while the trial has not taken the previous item (queue of size 1): the
-            # controller never runs more than one report ahead of Tune.
-            self._queue.put((dict(metrics[0]) if metrics else {}, checkpoint))
-
-    class ReleasePlacementGroups(ray.tune.Callback):
-        """Removes a finished trial's worker placement group unless Train already did."""
-
-        def __init__(self) -> None:
-            self._groups: dict[str, set[str]] = {}
-
-        def on_trial_result(self, iteration: int, trials: list, trial: Any,
-                            result: dict, **info: Any) -> None:
-            pg_id = result.pop(PG_ID_KEY, None)  # keep it out of the logs
-            if pg_id:
-                self._groups.setdefault(trial.trial_id, set()).add(pg_id)
-
-        def _release(self, trial: Any) -> None:
-            for pg_id in self._groups.pop(trial.trial_id, set()):
-                _remove_placement_group(pg_id)
-
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any,
-                              **info: Any) -> None:
-            self._release(trial)
-
-        on_trial_error = on_trial_recover = on_trial_complete
-
-        def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-            # Tune has no pause hook: a trial paused by PBT also leaves its group behind.
-            for trial in trials:
-                if trial.trial_id in self._groups and trial.status != "RUNNING":
-                    self._release(trial)
-
-        def on_experiment_end(self, trials: list, **info: Any) -> None:
-            for trial in trials:
-                self._release(trial)
-
-    return ForwardReports, ReleasePlacementGroups
-
-
-def _remove_placement_group(pg_id: str) -> None:
-    """Remove a placement group by hex id unless it is already REMOVED."""
-    import ray
-    from ray.util.placement_group import PlacementGroup
-
-    try:
-        pg = PlacementGroup(ray.PlacementGroupID.from_hex(pg_id))
-        state = ray.util.placement_group_table(pg).get("state")
-        if state and state != "REMOVED":
-            ray.util.remove_placement_group(pg)
-            logger.debug("Removed leftover placement group %s (was %s).", pg_id, state)
-    except Exception:  # noqa: BLE001 - cleanup must never fail the experiment
-        logger.warning("Could not remove placement group %s.", pg_id, exc_info=True)
+    registry: tuple[str, str | None] | None = None  # (actor name, namespace)
 
 
 # ----------------------------------------------------------------------------------------
@@ -196,6 +129,7 @@ def _trial_fn(config: dict[str, Any], spec: _TrialSpec) -> None:
 def _run_in_trial(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial_dir: str,
                   resume_dir: str | None) -> None:
     """Fast path: the trial process is the only worker."""
+    import ray
     import ray.tune
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
@@ -205,27 +139,19 @@ def _run_in_trial(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial
     ctx = WorkerContext(world_size=1, rank=0, local_rank=0, local_world_size=1, node_rank=0,
                         trial_id=trial_id, trial_dir=trial_dir,
                         resume_checkpoint_dir=resume_dir, _report_fn=report)
-    spec.worker_fn(config, ctx)
+    ray.get(spec.worker_fn_ref)(config, ctx)
 
 
-def _run_worker_group(config: dict[str, Any], spec: _TrialSpec, trial_id: str,
-                      trial_dir: str, resume_dir: str | None) -> None:
-    """Run the trial on a Ray Train V2 worker group and forward its reports to Tune."""
-    import queue as std_queue
-
+def _build_trainer(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial_dir: str,
+                   resume_dir: str | None, run_name: str, reports: Any) -> Any:
+    """The Train V2 ``TorchTrainer`` of one trial attempt (``reports``: the forwarding queue)."""
     import ray.train
-    import ray.tune
     from ray.train.torch import TorchTrainer
-    from ray.util.queue import Empty, Queue
 
-    forward_cls, _ = _ray_classes()
-    reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
-    # A fresh Train run per attempt: resuming comes from Tune's checkpoint (retry, restore,
-    # PBT exploit), never from an older Train run of the same trial.
-    run_name = f"{trial_id}_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}"
-    keep = spec.train_checkpoints_to_keep
-    trainer = TorchTrainer(
+    forward_cls, _, _ = _ray_callbacks.ray_classes()
+    return TorchTrainer(
         train_loop_per_worker=_train_loop,
+        # The spec is small: worker_fn travels as an ObjectRef, fetched by each worker.
         train_loop_config={"spec": spec, "config": config, "trial_id": trial_id,
                            "trial_dir": trial_dir, "resume_dir": resume_dir},
         scaling_config=ray.train.ScalingConfig(
@@ -234,9 +160,36 @@ def _run_worker_group(config: dict[str, Any], spec: _TrialSpec, trial_id: str,
         run_config=ray.train.RunConfig(
             name=run_name, storage_path=spec.train_storage_path,
             callbacks=[forward_cls(reports)],
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=keep),
-            failure_config=ray.train.FailureConfig(max_failures=0)),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=spec.train_checkpoints_to_keep),
+            # A training error is not retried by Train: Tune's max_failures decides. A worker
+            # group that cannot start (each attempt waits RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S)
+            # would be retried forever with the default controller_failure_limit=-1.
+            failure_config=ray.train.FailureConfig(
+                max_failures=0, controller_failure_limit=_CONTROLLER_FAILURE_LIMIT)),
     )
+
+
+def _run_worker_group(config: dict[str, Any], spec: _TrialSpec, trial_id: str,
+                      trial_dir: str, resume_dir: str | None) -> None:
+    """Run the trial on a Ray Train V2 worker group and forward its reports to Tune.
+
+    Tune copies each re-reported checkpoint into the trial's own directory
+    (``StorageContext.persist_current_checkpoint``), so the Train run directory is deleted
+    once ``fit()`` has returned and every report has been re-reported.
+    """
+    import queue as std_queue
+
+    import ray.tune
+    from ray.util.queue import Empty, Queue
+
+    reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
+    # A fresh Train run per attempt: resuming comes from Tune's checkpoint (retry, restore,
+    # PBT exploit), never from an older Train run of the same trial.
+    run_name = f"{trial_id}_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}"
+    run_dir = os.path.join(spec.train_storage_path, run_name)
+    if spec.registry:  # deleted by the Tune callback if this trial is killed
+        _ray_callbacks.registry_call(*spec.registry, "register", trial_id, None, run_dir)
+    trainer = _build_trainer(config, spec, trial_id, trial_dir, resume_dir, run_name, reports)
     outcome: dict[str, BaseException] = {}
 
     def fit() -> None:
@@ -257,16 +210,19 @@ def _run_worker_group(config: dict[str, Any], spec: _TrialSpec, trial_id: str,
                 break
             tune_ckpt = (ray.tune.Checkpoint(path=ckpt.path, filesystem=ckpt.filesystem)
                          if ckpt is not None else None)
-            ray.tune.report(metrics, checkpoint=tune_ckpt)
+            ray.tune.report(metrics, checkpoint=tune_ckpt)  # copies the checkpoint
     finally:
-        if not thread.is_alive():
-            reports.shutdown()
+        # Also on an error here: a controller blocked in put() then fails instead of hanging.
+        reports.shutdown()
+        thread.join(timeout=_JOIN_TIMEOUT_S)
+        shutil.rmtree(run_dir, ignore_errors=True)
     if "error" in outcome:
         raise outcome["error"]
 
 
 def _train_loop(loop_config: dict[str, Any]) -> None:
     """Per-worker entry point of the Train worker group."""
+    import ray
     import ray.train
     import ray.util
 
@@ -274,13 +230,13 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
     tctx = ray.train.get_context()
     rank = tctx.get_world_rank()
     pg = ray.util.get_current_placement_group()
-    pg_id = pg.id.hex() if (pg is not None and rank == 0) else None
+    if rank == 0 and pg is not None and spec.registry:  # before training: see ray_classes
+        _ray_callbacks.registry_call(*spec.registry, "register", loop_config["trial_id"],
+                                     pg.id.hex())
     train_ckpt = ray.train.get_checkpoint()  # set after a worker-group restart
     resume = train_ckpt.path if train_ckpt is not None else loop_config["resume_dir"]
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
-        if pg_id:
-            metrics[PG_ID_KEY] = pg_id
         ckpt = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         ray.train.report(metrics, checkpoint=ckpt)
 
@@ -289,7 +245,7 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
         local_world_size=tctx.get_local_world_size(), node_rank=tctx.get_node_rank(),
         trial_id=loop_config["trial_id"], trial_dir=loop_config["trial_dir"],
         resume_checkpoint_dir=resume, _report_fn=report)
-    spec.worker_fn(loop_config["config"], ctx)
+    ray.get(spec.worker_fn_ref)(loop_config["config"], ctx)
 
 
 # ----------------------------------------------------------------------------------------

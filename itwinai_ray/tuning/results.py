@@ -94,8 +94,10 @@ class HPOResults:
         scored = [r for r in self.ranked() if r.metric is not None]
         if not scored:
             errors = "; ".join(f"{r.trial_id}: {r.error}" for r in self.rows if r.error)
-            raise ValueError(
-                f"No trial reported the metric {self.metric!r}. "
+            from ..errors import ItwinaiRayError
+
+            raise ItwinaiRayError(
+                f"No trial reported a finite value of the metric {self.metric!r}. "
                 f"{'Errors: ' + errors if errors else 'Check the metric name.'}"
             )
         return scored[0]
@@ -119,7 +121,10 @@ class HPOResults:
         for r in self.rows:
             counts[r.status] = counts.get(r.status, 0) + 1
         text = ", ".join(f"{n} {s}" for s, n in counts.items())
-        return f"{len(self.rows)} trials ({text}); best {self.metric}={self.best.metric:.4g}"
+        scored = [r for r in self.ranked() if r.metric is not None]
+        best = (f"best {self.metric}={scored[0].metric:.4g}" if scored
+                else f"no trial reported a finite {self.metric}")
+        return f"{len(self.rows)} trials ({text}); {best}"
 
     def print_table(self, console: Any = None) -> None:
         """A ranked table of trials (rich), best first."""
@@ -139,8 +144,9 @@ class HPOResults:
         console.print(table)
 
     def to_json(self) -> str:
+        scored = [r for r in self.ranked() if r.metric is not None]
         return json.dumps({"metric": self.metric, "mode": self.mode,
-                           "best": self.best.__dict__ if self.rows else None,
+                           "best": scored[0].__dict__ if scored else None,
                            "trials": self.table()}, indent=2, default=str)
 
 

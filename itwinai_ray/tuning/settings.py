@@ -24,8 +24,19 @@ def _as_mapping(value: Any, what: str, fields: tuple[str, ...]) -> dict[str, Any
     if isinstance(value, Mapping):
         return dict(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        data = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        return {k: v for k, v in data.items() if k in fields or k in _RAY_ALIASES}
+        # Only what the user set: fields that differ from a default-constructed object
+        # (Ray fills some in __post_init__, e.g. RunConfig.storage_path=~/ray_results).
+        fresh = type(value)()
+        data = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)
+                if getattr(value, f.name) != getattr(fresh, f.name)}
+        unsupported = [k for k in data if k not in fields and k not in _RAY_ALIASES]
+        if unsupported:
+            raise ConfigurationError(
+                f"{type(value).__name__}({', '.join(unsupported)}=...) in {what} is not "
+                f"supported by RayTorchTrainer and would be ignored. Supported: "
+                f"{', '.join(fields)}. Remove it, or run Ray Tune directly for that feature."
+            )
+        return data
     raise ConfigurationError(
         f"{what} must be a mapping (YAML dict) or a Ray config object, got {type(value).__name__}"
     )

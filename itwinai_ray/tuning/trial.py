@@ -45,8 +45,15 @@ def attribute_keys(trainer: TorchTrainer) -> set[str]:
         for p in inspect.signature(init).parameters.values():
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
                 names.add(p.name)
-    return {n for n in names if n != "config" and hasattr(trainer, n)
+    return {n for n in names if n not in _NOT_TUNABLE and hasattr(trainer, n)
             and isinstance(getattr(trainer, n), (int, float, str, bool, type(None)))}
+
+
+#: Constructor arguments that are objects or plumbing, never hyperparameters.
+_NOT_TUNABLE = {"config", "trainer", "model", "strategy", "logger", "metrics", "name",
+                "checkpoints_location", "resume_from_checkpoint", "scaling_config",
+                "tune_config", "run_config", "search_space", "ray_init", "ray_scaling_config",
+                "ray_tune_config", "ray_run_config", "ray_search_space"}
 
 
 def apply_trial_values(trainer: TorchTrainer, values: Mapping[str, Any]) -> None:
@@ -95,6 +102,10 @@ class TrialReporter:
     def report(self, trainer: TorchTrainer, metrics: dict[str, float],
                checkpoint_dir: str | Path | None, checkpoint_data: dict[str, Any] | None) -> None:
         self.user_reports = True
+        # What Tune sees is the mean over ranks, as for the framework's own reports.
+        metrics = {k: (trainer.strategy.reduce_mean(float(v))
+                       if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+                   for k, v in metrics.items()}
         tmp = None
         try:
             if checkpoint_data is not None and checkpoint_dir is None and self.ctx.is_main:
@@ -130,6 +141,8 @@ def run_trainer_in_worker(config: dict[str, Any], ctx: Any, *, trainer: TorchTra
     worker_trainer.checkpoint_every = None
     worker_trainer.checkpoints_location = Path(tempfile.gettempdir()) / "itwinai-ray-unused"
     resume = ctx.resume_checkpoint_dir
+    # Trainers that checkpoint themselves (ray_report(checkpoint_dir=...)) read this one.
+    worker_trainer.ray_checkpoint_dir = resume
     if resume and (Path(resume) / "model.pt").is_file():
         worker_trainer.resume_from_checkpoint = resume
     worker_trainer.reporter = TrialReporter(ctx, checkpoint_frequency)

@@ -1,0 +1,165 @@
+"""Ray classes of :mod:`itwinai_ray.tuning.ray_backend` (built lazily: no Ray import here).
+
+- ``ForwardReports`` (Train ``UserCallback``, on the Train controller): hands each report to
+  the trial through a ``ray.util.queue.Queue`` of size 1.
+- ``Registry`` (a 0-CPU named actor, one per experiment): which placement groups and Train
+  run directories each trial created. Rank 0 registers its worker group's placement group
+  as soon as it starts (before training), the trial registers its Train run directory
+  before ``fit()``.
+- ``ReleaseTrialResources`` (Tune ``Callback``, on the driver): when a trial stops running
+  it asks the registry for that trial's entries, removes the placement groups (Ray issue
+  #54305: a stopped trial kills the Train controller before it removes its group, and the
+  only other cleaner needs the dashboard) and deletes the Train run directories (Tune holds
+  its own copies of every re-reported checkpoint).
+
+Registry calls never fail the experiment: errors are logged as warnings.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+REGISTRY_PREFIX = "itwinai_ray_pg_registry_"
+_REGISTRY_TIMEOUT_S = 30.0
+
+
+@functools.lru_cache(maxsize=1)
+def ray_classes() -> tuple[type, type, Any]:
+    """Return (ForwardReports, ReleaseTrialResources, Registry remote class)."""
+    import ray
+    import ray.train
+    import ray.tune
+
+    class ForwardReports(ray.train.UserCallback):
+        """Runs on the Train controller: hands each report to the trial through a queue.
+
+        ``after_report`` is a synchronous hook that the controller calls from its asyncio
+        loop (``_poll_workers`` -> ``WorkerGroup.poll_status`` -> ``ReportCallbackHandler``),
+        so the blocking ``put`` below stalls that loop while the trial has not taken the
+        previous report. This is deliberate and harmless here:
+
+        - it is the back-pressure: the stalled controller stops polling, the workers then
+          block in ``ray.train.report`` on their own result queue of size 1, so Train runs at
+          most one report ahead of Tune (Train's checkpoint retention relies on it) and a
+          trial that the scheduler stops has not trained far beyond its last result;
+        - the controller loop already blocks (``poll_status`` waits on the workers), and
+          nothing else calls the controller during ``fit()`` here: ``fit`` runs in a
+          non-main thread, so Train installs no SIGINT handler that would call ``abort``;
+          Tune stops a trial by killing the trial actor, which the controller fate-shares;
+        - it cannot hang forever: when the trial stops consuming it shuts the queue down,
+          ``put`` then raises and the controller fails the run.
+        """
+
+        def __init__(self, queue: Any) -> None:
+            self._queue = queue
+
+        def after_report(self, run_context: Any, metrics: list[dict[str, Any]],
+                         checkpoint: Any) -> None:
+            self._queue.put((dict(metrics[0]) if metrics else {}, checkpoint))
+
+    @ray.remote(num_cpus=0)
+    class Registry:
+        """Per-experiment record: trial id -> placement group ids and Train run dirs."""
+
+        def __init__(self) -> None:
+            self._entries: dict[str, tuple[set[str], set[str]]] = {}
+
+        def register(self, trial_id: str, pg_id: str | None = None,
+                     run_dir: str | None = None) -> None:
+            pgs, dirs = self._entries.setdefault(trial_id, (set(), set()))
+            if pg_id:
+                pgs.add(pg_id)
+            if run_dir:
+                dirs.add(run_dir)
+
+        def pop(self, trial_id: str) -> tuple[list[str], list[str]]:
+            pgs, dirs = self._entries.pop(trial_id, (set(), set()))
+            return sorted(pgs), sorted(dirs)
+
+        def pop_all(self) -> dict[str, tuple[list[str], list[str]]]:
+            out = {t: (sorted(p), sorted(d)) for t, (p, d) in self._entries.items()}
+            self._entries.clear()
+            return out
+
+    class ReleaseTrialResources(ray.tune.Callback):
+        """Removes a stopped trial's worker placement groups and Train run directories."""
+
+        def __init__(self, registry_name: str, namespace: str | None) -> None:
+            self._name, self._namespace = registry_name, namespace
+            self._started: set[str] = set()  # trials that may have registered something
+
+        def _release(self, trial: Any) -> None:
+            self._started.discard(trial.trial_id)
+            entry = registry_call(self._name, self._namespace, "pop", trial.trial_id)
+            if entry:
+                release(*entry)
+
+        def on_trial_start(self, iteration: int, trials: list, trial: Any,
+                           **info: Any) -> None:
+            self._started.add(trial.trial_id)
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any,
+                              **info: Any) -> None:
+            self._release(trial)
+
+        on_trial_error = on_trial_recover = on_trial_complete
+
+        def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+            # Stopped by a scheduler, paused by PBT (Tune has no pause hook) or terminated.
+            for trial in trials:
+                if trial.status == "RUNNING":
+                    self._started.add(trial.trial_id)  # also a reused actor (no start hook)
+                elif trial.trial_id in self._started:
+                    self._release(trial)
+
+        def on_experiment_end(self, trials: list, **info: Any) -> None:
+            release_all(self._name, self._namespace)
+
+    return ForwardReports, ReleaseTrialResources, Registry
+
+
+def registry_call(name: str, namespace: str | None, method: str, *args: Any) -> Any:
+    """Call ``method`` of the named registry; None (and a warning) when that fails."""
+    import ray
+
+    try:
+        handle = ray.get_actor(name, namespace=namespace)
+        return ray.get(getattr(handle, method).remote(*args), timeout=_REGISTRY_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - bookkeeping must never fail the experiment
+        logger.warning("Placement group registry %s: %s%r failed.", name, method, args,
+                       exc_info=True)
+        return None
+
+
+def release_all(name: str, namespace: str | None) -> None:
+    """Release everything still in the registry (experiment end, Ctrl-C, errors)."""
+    for pgs, dirs in (registry_call(name, namespace, "pop_all") or {}).values():
+        release(pgs, dirs)
+
+
+def release(pg_ids: list[str], run_dirs: list[str]) -> None:
+    """Remove placement groups not yet REMOVED, then delete Train run directories."""
+    for pg_id in pg_ids:
+        remove_placement_group(pg_id)
+    for run_dir in run_dirs:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def remove_placement_group(pg_id: str) -> None:
+    """Remove a placement group by hex id unless it is already REMOVED."""
+    import ray
+    from ray.util.placement_group import PlacementGroup
+
+    try:
+        pg = PlacementGroup(ray.PlacementGroupID.from_hex(pg_id))
+        state = ray.util.placement_group_table(pg).get("state")
+        if state and state != "REMOVED":
+            ray.util.remove_placement_group(pg)
+            logger.debug("Removed leftover placement group %s (was %s).", pg_id, state)
+    except Exception:  # noqa: BLE001 - cleanup must never fail the experiment
+        logger.warning("Could not remove placement group %s.", pg_id, exc_info=True)
