@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from itwinai_ray.errors import ResourceError
-from itwinai_ray.tuning.ray_backend import PG_ID_KEY, WorkerContext, ensure_ray, run_experiment
+from itwinai_ray.tuning import _ray_callbacks, ray_backend
+from itwinai_ray.tuning.ray_backend import WorkerContext, ensure_ray, run_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +110,6 @@ def test_asha_two_workers_no_leak_and_checkpoints(ray_cluster, tmp_path) -> None
     assert max(iters) == 4 and min(iters) < 4, iters
     for r in grid:
         assert r.metrics["world_size"] == 2 and r.metrics["dist_init"] == 1
-        assert PG_ID_KEY not in r.metrics
     best = grid.get_best_result()
     assert best.config["lr"] == 0.3
     losses = best.metrics_dataframe["loss"].tolist()
@@ -118,6 +118,10 @@ def test_asha_two_workers_no_leak_and_checkpoints(ray_cluster, tmp_path) -> None
     assert best.checkpoint is not None
     assert sorted(os.listdir(best.checkpoint.path)) == ["model_rank0.pt", "model_rank1.pt"]
     assert best.checkpoint.path.startswith(str(tmp_path / "asha"))
+    # Tune copied the checkpoints into its trial dirs; the Train run dirs are gone.
+    assert "_train_runs" not in best.checkpoint.path
+    train_runs = tmp_path / "asha" / "_train_runs"
+    assert not train_runs.exists() or os.listdir(train_runs) == []
     # (b) waves: 2 x 2.01 CPU > 4 CPU, so the trials ran one at a time and all finished.
     windows = sorted((r.metrics["t_first_step"], r.metrics["t_now"]) for r in grid)
     overlaps = max(sum(1 for s, e in windows if s <= t < e) for t, _ in windows)
@@ -190,3 +194,75 @@ def test_fast_path_checkpoints_and_retry_resume(ray_cluster, tmp_path) -> None:
     assert os.listdir(result.checkpoint.path) == ["model_rank0.pt"]
     kept = [c.path for c, _ in result.best_checkpoints]
     assert 1 <= len(kept) <= 2 and all(os.path.isdir(p) for p in kept)
+
+
+def sleepy_worker(config: dict[str, Any], ctx: WorkerContext) -> None:
+    """Marks that it started, then sleeps in its first epoch: never reports in time."""
+    Path(config["marker_dir"], f"started_rank{ctx.rank}").touch()
+    time.sleep(config["sleep_s"])
+    ctx.report({"loss": 1.0})
+
+
+@pytest.mark.timeout(180)
+def test_no_placement_group_leak_before_first_report(ray_cluster, tmp_path) -> None:
+    """Item 1: a 2-worker trial stopped by time_budget_s before any report (no dashboard, so
+    no PlacementGroupCleaner) leaves no placement group and gives its CPUs back."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    t0 = time.time()
+    run_experiment(
+        sleepy_worker, {"sleep_s": 300}, num_workers=2, use_gpu=False,
+        resources_per_worker={"CPU": 1}, metric="loss", mode="min", num_samples=1,
+        storage_path=str(tmp_path), name="budget", time_budget_s=45,
+        trial_config_base={"marker_dir": str(markers)})
+    assert time.time() - t0 < 150
+    # The workers really started (so their placement group existed) before the stop.
+    assert sorted(os.listdir(markers)) == ["started_rank0", "started_rank1"]
+    assert _wait_no_alive_groups(ray_cluster, timeout_s=10) == []
+    deadline = time.time() + 15
+    while ray_cluster.available_resources().get("CPU", 0) < 3.9 and time.time() < deadline:
+        time.sleep(0.5)
+    assert ray_cluster.available_resources().get("CPU", 0) >= 3.9
+    train_runs = tmp_path / "budget" / "_train_runs"
+    assert not train_runs.exists() or os.listdir(train_runs) == []
+    # The registry actor is gone with its experiment.
+    assert not [a for a in ray_cluster.util.list_named_actors()
+                if a.startswith(_ray_callbacks.REGISTRY_PREFIX)]
+
+
+def test_trainer_config_failure_limit_and_small_spec(ray_cluster, tmp_path, monkeypatch) -> None:
+    """Items 2+3: Train retries a worker group that cannot start only a few times, and the
+    worker_fn (with its data) is put once as an ObjectRef, not pickled into every trial's
+    train_loop_config."""
+    import functools
+
+    import ray.cloudpickle
+    import ray.tune
+
+    captured: dict[str, Any] = {}
+    real = ray.tune.with_parameters
+    monkeypatch.setattr(ray.tune, "with_parameters",
+                        lambda fn, **kw: captured.update(kw) or real(fn, **kw))
+    big = b"x" * 5_000_000
+    worker_fn = functools.partial(sleepy_worker, big)
+    ray_backend.make_trainable(
+        worker_fn, num_workers=2, use_gpu=False, resources_per_worker=None,
+        storage_path=str(tmp_path), name="spec")
+    spec = captured["spec"]
+    assert isinstance(spec.worker_fn_ref, ray_cluster.ObjectRef)
+    assert len(ray.cloudpickle.dumps(spec)) < 100_000
+    assert ray_cluster.get(spec.worker_fn_ref).args[0] == big
+    trainer = ray_backend._build_trainer({"lr": 0.1}, spec, "t0", str(tmp_path), None, "run",
+                                         reports=None)
+    assert len(ray.cloudpickle.dumps(trainer.train_loop_config)) < 100_000
+    failure = trainer.run_config.failure_config
+    assert failure.max_failures == 0
+    assert 0 <= failure.controller_failure_limit <= 3
+
+
+def test_registry_failures_only_warn(ray_cluster, caplog) -> None:
+    """Registry calls never fail the experiment: a missing registry logs a warning."""
+    assert _ray_callbacks.registry_call("no_such_registry", None, "pop", "t") is None
+    _ray_callbacks.release_all("no_such_registry", None)
+    _ray_callbacks.remove_placement_group("00" * 18)
+    assert "no_such_registry" in caplog.text

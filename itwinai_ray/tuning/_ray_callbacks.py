@@ -136,6 +136,21 @@ def registry_call(name: str, namespace: str | None, method: str, *args: Any) -> 
         return None
 
 
+def registry_notify(name: str, namespace: str | None, method: str, *args: Any) -> None:
+    """Call ``method`` of the named registry without waiting (off the trial's start path).
+
+    Calls from one process to an actor run in order, so a later ``registry_call`` from the
+    driver sees this one.
+    """
+    import ray
+
+    try:
+        getattr(ray.get_actor(name, namespace=namespace), method).remote(*args)
+    except Exception:  # noqa: BLE001 - bookkeeping must never fail the experiment
+        logger.warning("Placement group registry %s: %s%r failed.", name, method, args,
+                       exc_info=True)
+
+
 def release_all(name: str, namespace: str | None) -> None:
     """Release everything still in the registry (experiment end, Ctrl-C, errors)."""
     for pgs, dirs in (registry_call(name, namespace, "pop_all") or {}).values():

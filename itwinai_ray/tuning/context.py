@@ -6,12 +6,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from itwinai_ray.errors import ConfigurationError
-
-#: Metric key carrying the worker group's placement group id from rank 0 to the driver. The
-#: driver-side callback pops it before results are logged.
-PG_ID_KEY = "_itwinai_pg_id"
-
 
 @dataclass(frozen=True)
 class WorkerContext:
@@ -51,8 +45,6 @@ class WorkerContext:
         what the tuner sees, so gather them first. Checkpoint directories given by several ranks
         are merged into one checkpoint. The directory is copied: it may be deleted afterwards.
         """
-        if PG_ID_KEY in metrics:
-            raise ConfigurationError(f"Metric name {PG_ID_KEY!r} is reserved by itwinai_ray.")
         self._report_fn(dict(metrics), checkpoint_dir)
 
 

@@ -11,17 +11,25 @@ Each trial is one Tune function trainable:
   ``ray.util.queue.Queue``; the trial re-reports it to Tune with the checkpoint, so Tune holds
   real checkpoints (PBT, restore, ``get_best_result().checkpoint``).
 
+  Tune copies each checkpoint into the trial's directory; the Train run directory
+  (``storage_path/name/_train_runs/<run>``) is deleted when the attempt ends.
+
 Feasibility is checked before any trial starts, ``max_concurrent_trials`` comes from the
-capacity (Tune does not count Train's workers), and a Tune callback removes the workers'
-placement group of every trial that stops running (Ray issue #54305). Storage must be a local
-or shared filesystem path visible to all nodes.
+capacity (Tune does not count Train's workers). A per-experiment registry actor records each
+trial's worker placement groups (registered by rank 0 before training) and Train run
+directories; a Tune callback removes them for every trial that stops running, even before its
+first report (Ray issue #54305). A worker group that cannot start fails its trial after
+``_CONTROLLER_FAILURE_LIMIT`` retries, each waiting ``RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S``
+(default 60 s; set it in the environment of the Ray nodes, or of the driver for a local
+Ray). Storage must be a local or shared filesystem path visible to all nodes. The Ray classes
+live in :mod:`itwinai_ray.tuning._ray_callbacks`.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -30,8 +38,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from itwinai_ray.errors import ConfigurationError
+from itwinai_ray.tuning import _ray_callbacks
 from itwinai_ray.tuning import resources as res
-from itwinai_ray.tuning.context import PG_ID_KEY, WorkerContext, WorkerFn
+from itwinai_ray.tuning.context import WorkerContext, WorkerFn
 
 if TYPE_CHECKING:  # pragma: no cover
     from ray.tune import ResultGrid
@@ -39,6 +48,9 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 _QUEUE_POLL_S = 0.2
+_JOIN_TIMEOUT_S = 10.0
+#: Worker-group start failures (a controller error) Train retries before the trial errors.
+_CONTROLLER_FAILURE_LIMIT = 2
 
 def ensure_ray(
     address: str | None = None,
@@ -160,7 +172,8 @@ def _build_trainer(config: dict[str, Any], spec: _TrialSpec, trial_id: str, tria
         run_config=ray.train.RunConfig(
             name=run_name, storage_path=spec.train_storage_path,
             callbacks=[forward_cls(reports)],
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=spec.train_checkpoints_to_keep),
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=spec.train_checkpoints_to_keep),
             # A training error is not retried by Train: Tune's max_failures decides. A worker
             # group that cannot start (each attempt waits RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S)
             # would be retried forever with the default controller_failure_limit=-1.
@@ -188,7 +201,7 @@ def _run_worker_group(config: dict[str, Any], spec: _TrialSpec, trial_id: str,
     run_name = f"{trial_id}_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}"
     run_dir = os.path.join(spec.train_storage_path, run_name)
     if spec.registry:  # deleted by the Tune callback if this trial is killed
-        _ray_callbacks.registry_call(*spec.registry, "register", trial_id, None, run_dir)
+        _ray_callbacks.registry_notify(*spec.registry, "register", trial_id, None, run_dir)
     trainer = _build_trainer(config, spec, trial_id, trial_dir, resume_dir, run_name, reports)
     outcome: dict[str, BaseException] = {}
 
@@ -213,7 +226,7 @@ def _run_worker_group(config: dict[str, Any], spec: _TrialSpec, trial_id: str,
             ray.tune.report(metrics, checkpoint=tune_ckpt)  # copies the checkpoint
     finally:
         # Also on an error here: a controller blocked in put() then fails instead of hanging.
-        reports.shutdown()
+        reports.shutdown(force=thread.is_alive())
         thread.join(timeout=_JOIN_TIMEOUT_S)
         shutil.rmtree(run_dir, ignore_errors=True)
     if "error" in outcome:
@@ -231,8 +244,8 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
     rank = tctx.get_world_rank()
     pg = ray.util.get_current_placement_group()
     if rank == 0 and pg is not None and spec.registry:  # before training: see ray_classes
-        _ray_callbacks.registry_call(*spec.registry, "register", loop_config["trial_id"],
-                                     pg.id.hex())
+        _ray_callbacks.registry_notify(*spec.registry, "register", loop_config["trial_id"],
+                                       pg.id.hex())
     train_ckpt = ray.train.get_checkpoint()  # set after a worker-group restart
     resume = train_ckpt.path if train_ckpt is not None else loop_config["resume_dir"]
 
@@ -261,13 +274,20 @@ def make_trainable(
     name: str,
     checkpoint_num_to_keep: int | None = None,
     trial_config_base: Mapping[str, Any] | None = None,
+    registry: tuple[str, str | None] | None = None,
 ) -> Any:
-    """Build the Tune trainable (with its resources). Reuse it for ``Tuner.restore``."""
+    """Build the Tune trainable (with its resources). Reuse it for ``Tuner.restore``.
+
+    ``worker_fn`` is put in the object store once, here. ``registry`` is the (name, namespace)
+    of :func:`run_experiment`'s placement-group registry actor; without one, the placement
+    groups of killed trials are not tracked.
+    """
+    import ray
     import ray.tune
 
     per_worker = res.normalize_resources(resources_per_worker, use_gpu)
     spec = _TrialSpec(
-        worker_fn=worker_fn, num_workers=num_workers, use_gpu=use_gpu,
+        worker_fn_ref=ray.put(worker_fn), num_workers=num_workers, use_gpu=use_gpu,
         resources_per_worker=per_worker,
         train_storage_path=os.path.join(os.path.abspath(storage_path), name, "_train_runs"),
         trial_config_base=dict(trial_config_base or {}),
@@ -275,6 +295,7 @@ def make_trainable(
         # report ahead of Tune (queue of 1), so keeping 2 more than Tune is enough.
         train_checkpoints_to_keep=(None if checkpoint_num_to_keep is None
                                    else checkpoint_num_to_keep + 2),
+        registry=registry,
     )
     if num_workers == 1:
         bundle = dict(per_worker)
@@ -340,32 +361,42 @@ def run_experiment(
     concurrency = res.max_concurrent_trials(need, capacity, max_concurrent_trials)
     logger.info("One trial needs %s; running up to %d trials at once.", need, concurrency)
 
-    trainable = make_trainable(
-        worker_fn, num_workers=num_workers, use_gpu=use_gpu,
-        resources_per_worker=resources_per_worker, storage_path=storage_path, name=name,
-        checkpoint_num_to_keep=checkpoint_num_to_keep, trial_config_base=trial_config_base)
-    _, release_cls = _ray_classes()
-    scheduler_has_metric = getattr(scheduler, "_metric", None) is not None
-    tuner = ray.tune.Tuner(
-        trainable,
-        param_space=param_space,
-        tune_config=ray.tune.TuneConfig(
-            # Tune refuses metric/mode here when the scheduler already has its own.
-            metric=None if scheduler_has_metric else metric,
-            mode=None if scheduler_has_metric else mode,
-            num_samples=num_samples, search_alg=search_alg, scheduler=scheduler,
-            max_concurrent_trials=concurrency, time_budget_s=time_budget_s),
-        run_config=ray.tune.RunConfig(
-            name=name, storage_path=os.path.abspath(storage_path),
-            callbacks=[release_cls()],
-            failure_config=ray.tune.FailureConfig(max_failures=max_failures),
-            checkpoint_config=ray.tune.CheckpointConfig(
-                num_to_keep=checkpoint_num_to_keep,
-                checkpoint_score_attribute=metric if checkpoint_num_to_keep else None,
-                checkpoint_score_order=mode),
-        ),
-    )
-    return tuner.fit()
+    import ray
+
+    _, release_cls, registry_cls = _ray_callbacks.ray_classes()
+    registry = (f"{_ray_callbacks.REGISTRY_PREFIX}{name}_{uuid.uuid4().hex[:8]}",
+                ray.get_runtime_context().namespace)
+    registry_actor = registry_cls.options(name=registry[0], namespace=registry[1]).remote()
+    try:
+        trainable = make_trainable(
+            worker_fn, num_workers=num_workers, use_gpu=use_gpu,
+            resources_per_worker=resources_per_worker, storage_path=storage_path, name=name,
+            checkpoint_num_to_keep=checkpoint_num_to_keep, trial_config_base=trial_config_base,
+            registry=registry)
+        scheduler_has_metric = getattr(scheduler, "_metric", None) is not None
+        tuner = ray.tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=ray.tune.TuneConfig(
+                # Tune refuses metric/mode here when the scheduler already has its own.
+                metric=None if scheduler_has_metric else metric,
+                mode=None if scheduler_has_metric else mode,
+                num_samples=num_samples, search_alg=search_alg, scheduler=scheduler,
+                max_concurrent_trials=concurrency, time_budget_s=time_budget_s),
+            run_config=ray.tune.RunConfig(
+                name=name, storage_path=os.path.abspath(storage_path),
+                callbacks=[release_cls(*registry)],
+                failure_config=ray.tune.FailureConfig(max_failures=max_failures),
+                checkpoint_config=ray.tune.CheckpointConfig(
+                    num_to_keep=checkpoint_num_to_keep,
+                    checkpoint_score_attribute=metric if checkpoint_num_to_keep else None,
+                    checkpoint_score_order=mode),
+            ),
+        )
+        return tuner.fit()
+    finally:  # also on Ctrl-C or a Tune error: nothing may outlive the experiment
+        _ray_callbacks.release_all(*registry)
+        ray.kill(registry_actor, no_restart=True)
 
 
 __all__ = ["WorkerContext", "cluster_capacity", "ensure_ray", "make_trainable",

@@ -1,0 +1,93 @@
+"""RayTorchTrainer checks that need no cluster: they fail before Ray starts.
+
+Kept apart from test_ray_trainer.py, whose module-scoped Ray cluster would make
+``ray.is_initialized()`` true here.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT
+
+from itwinai_ray.config import load_pipeline
+from itwinai_ray.errors import ConfigurationError, SearchSpaceError
+from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
+
+CONFIG = ROOT / "tests" / "configs" / "hpo_digits.yaml"
+
+def test_search_space_typo_fails_before_ray_starts(digits_split) -> None:
+    import ray
+
+    pipe = load_pipeline(CONFIG, "hpo_pipeline",
+                         overrides=["+hpo_pipeline.init_args.steps.2.init_args.search_space"
+                                    ".learning_rate={type: uniform, lower: 0.1, upper: 0.2}"])
+    with pytest.raises(SearchSpaceError, match=r"learning_rate.*Did you mean 'optim_lr'"):
+        pipe.execute()
+    assert not ray.is_initialized()
+
+
+def test_settings_are_validated_at_construction() -> None:
+    with pytest.raises(ConfigurationError, match=r"Unknown key 'num_worker'.*num_workers"):
+        RayTorchTrainer(scaling_config={"num_worker": 2})
+    with pytest.raises(ConfigurationError, match="num_samples is 0"):
+        RayTorchTrainer(tune_config={"num_samples": 0})
+    with pytest.raises(ConfigurationError, match="Both 'tune_config' and its itwinai name"):
+        RayTorchTrainer(tune_config={}, ray_tune_config={})
+
+
+def test_itwinai_ray_config_objects_are_accepted() -> None:
+    from ray.train import ScalingConfig
+    from ray.tune import CheckpointConfig, RunConfig, TuneConfig
+    from ray.tune.schedulers import ASHAScheduler
+
+    trainer = RayTorchTrainer(
+        config={"hidden_size": 8}, epochs=4,
+        ray_scaling_config=ScalingConfig(num_workers=2),
+        ray_tune_config=TuneConfig(num_samples=3, scheduler=ASHAScheduler(
+            metric="val_loss", mode="max", max_t=4, grace_period=1)),
+        ray_run_config=RunConfig(storage_path="/tmp/x", checkpoint_config=CheckpointConfig(
+            num_to_keep=2)),
+        ray_search_space={"hidden_size": {"type": "choice", "categories": [8, 16]}},
+    )
+    assert trainer.scaling.num_workers == 2
+    assert trainer.tune.num_samples == 3
+    assert trainer.run.checkpoint_num_to_keep == 2
+    plan = trainer.plan()
+    # itwinai semantics: no tune_config.metric, so the scheduler's metric and mode are used
+    assert (plan["metric"], plan["mode"]) == ("val_loss", "max")
+
+
+@pytest.mark.parametrize(("space", "match"), [
+    ({"batch_size": {"type": "uniform", "lower": 16.5, "upper": 64.5}}, r"invalid values.*batch_size"),
+    ({"optimizer": {"type": "choice", "categories": ["adam", "sgdd"]}},
+     r"Unknown optimizer 'sgdd'.*Did you mean 'sgd'"),
+    ({"resume_from_checkpoint": {"type": "choice", "categories": ["a", "b"]}},
+     r"'resume_from_checkpoint' is not read"),
+])
+def test_bad_values_fail_before_ray_starts(space, match) -> None:
+    import ray
+
+    trainer = RayTorchTrainer(trainer=load_pipeline(CONFIG, "training_pipeline")[-1],
+                              search_space=space)
+    with pytest.raises(ConfigurationError, match=match):
+        trainer.plan()
+    assert not ray.is_initialized()
+
+
+def test_multi_objective_is_refused_before_ray_starts() -> None:
+    trainer = RayTorchTrainer(config={"hidden_size": 8},
+                              tune_config={"metric": ["val_loss", "train_loss"],
+                                           "mode": ["min", "min"]},
+                              search_space={"optim_lr": {"type": "uniform", "lower": 0.1,
+                                                         "upper": 0.2}})
+    with pytest.raises(ConfigurationError, match="multi-objective"):
+        trainer.plan()
+
+
+def test_unsupported_ray_config_fields_are_an_error() -> None:
+    from ray.tune import RunConfig
+
+    with pytest.raises(ConfigurationError, match=r"RunConfig\(stop=...\).*not supported"):
+        RayTorchTrainer(ray_run_config=RunConfig(stop={"training_iteration": 3}))
+    # a Ray RunConfig without storage_path keeps our default, not Ray's ~/ray_results
+    assert RayTorchTrainer(ray_run_config=RunConfig(name="x")).run.storage_path == "ray_results"
