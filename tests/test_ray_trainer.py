@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 
 from itwinai_ray.config import load_pipeline
-from itwinai_ray.errors import ConfigurationError, ResourceError, SearchSpaceError
+from itwinai_ray.errors import ResourceError
 from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
 from itwinai_ray.tuning.results import HPOResults
 
