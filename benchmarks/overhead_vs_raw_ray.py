@@ -374,7 +374,7 @@ def main() -> None:
           f"max_concurrent_trials ours {concurrency} / raw "
           f"{min(concurrency, int(args.num_cpus // (args.workers + TRIAL_OVERHEAD_CPU)))}, "
           f"{args.repeats} repeat(s), ABBA; {os.cpu_count()} cores, "
-          f"mean 1-min load {statistics.fmean(l for v in runs.values() for *_, l in v):.1f}")
+          f"mean 1-min load {statistics.fmean(load for v in runs.values() for *_, load in v):.1f}")
     for which in ("ours", "raw"):
         walls = ", ".join(f"{w:.1f}" for w, _, _ in runs[which])
         print(f"{which:4s}: wall {agg(which, None):6.1f} s (runs {walls})  "
