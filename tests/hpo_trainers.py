@@ -37,3 +37,13 @@ class SubclassedHPOTrainer(RayTorchTrainer):
         metrics["seen_lr"] = float(self.optimizer.param_groups[0]["lr"])
         metrics["seen_world_size"] = float(self.strategy.global_world_size())
         return metrics
+
+
+class SelfReportingTrainer(DigitsTrainer):
+    """An itwinai-style trainer that overrides train() and reports through ray_report()."""
+
+    def train(self) -> None:
+        for epoch in range(self.start_epoch, self.epochs):
+            metrics = self.train_epoch(epoch)
+            self.ray_report({"loss": metrics["train_loss"], "custom": 7.0},
+                            checkpoint_data={"epoch": epoch})

@@ -140,3 +140,21 @@ def test_connects_to_the_cluster_named_by_ray_address(ray_cluster, tmp_path) -> 
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[-2:] == ["False", "5.0"]  # joined the 5-CPU cluster
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_trainer_that_reports_itself_is_not_reported_twice(ray_cluster, tmp_path,
+                                                           digits_split) -> None:
+    from hpo_trainers import SelfReportingTrainer
+
+    trainer = RayTorchTrainer(
+        trainer=SelfReportingTrainer(epochs=3, config={"hidden_size": 8}),
+        tune_config={"num_samples": 2},
+        run_config={"storage_path": str(tmp_path), "name": "self-report"},
+        search_space={"optim_lr": {"type": "grid_search", "values": [1e-3, 1e-2]}})
+    *_, results = trainer.execute(*digits_split)
+    for row in results.rows:
+        assert row.metrics["custom"] == 7.0
+        assert row.epochs == 3, "one report per epoch: the framework did not report again"
+        assert os.path.isfile(os.path.join(row.checkpoint, "checkpoint.pt"))

@@ -7,13 +7,14 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import yaml
+
+from itwinai_ray._suggest import did_you_mean  # noqa: F401 - re-exported
 
 from ..errors import ConfigurationError
 
@@ -44,13 +45,6 @@ YamlLoader.add_implicit_resolver(
 def parse_scalar(text: str) -> Any:
     """Parse one override value as YAML: ``3`` -> int, ``1e-3`` -> float, ``[1,2]`` -> list."""
     return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - YamlLoader is a SafeLoader
-
-
-def did_you_mean(word: str, choices: Iterable[Any]) -> str:
-    """`` Did you mean 'x'?`` for the closest of ``choices``, or an empty string."""
-    names = [str(c) for c in choices]
-    match = difflib.get_close_matches(str(word), names, n=1, cutoff=0.6)
-    return f" Did you mean '{match[0]}'?" if match else ""
 
 
 def _cwd(sub_path: str = "") -> str:

@@ -11,7 +11,6 @@ optional packages are imported inside the builders only.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import inspect
@@ -20,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from itwinai_ray._suggest import did_you_mean
 from itwinai_ray.errors import ConfigurationError, MissingDependencyError, SearchSpaceError
 from itwinai_ray.tuning.search_space import build_search_space, grid_keys, to_grid
 
@@ -97,10 +97,7 @@ SCHEDULERS: dict[str, AlgorithmSpec] = {
 
 
 def _close(word: str, options: list[str]) -> str:
-    """`` Did you mean 'x'?``: a prefix match first, else difflib's closest."""
-    match = [o for o in options if o.startswith(word) or word.startswith(o)]
-    match = match or difflib.get_close_matches(word, options, n=1, cutoff=0.5)
-    return f" Did you mean {match[0]!r}?" if match else ""
+    return did_you_mean(word, options, cutoff=0.5, prefix=True)
 
 
 def check_metric_mode(metric: Any, mode: Any) -> None:

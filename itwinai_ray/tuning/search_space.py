@@ -19,6 +19,7 @@ import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from itwinai_ray._suggest import did_you_mean
 from itwinai_ray.errors import SearchSpaceError
 
 #: type -> (required parameters, optional parameters). ``base`` is accepted for itwinai
@@ -42,10 +43,7 @@ _LOG_TYPES = {"loguniform", "qloguniform", "lograndint", "qlograndint"}
 _PARAM_NAMES = {p for req, opt in TYPES.values() for p in (*req, *opt)}
 
 
-def _close(word: str, options: Iterable[str]) -> str:
-    """`` Did you mean 'x'?`` for the closest option, or an empty string."""
-    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" Did you mean {match[0]!r}?" if match else ""
+_close = did_you_mean
 
 
 def _is_grid(value: Any) -> bool:
