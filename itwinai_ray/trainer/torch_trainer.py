@@ -128,6 +128,7 @@ class TorchTrainer(Trainer):
         self.history: list[dict[str, float]] = []
         self._tracker = MetricTracker(None)
         self._last_val_metrics = {}
+        self.device = torch.device("cpu")
         # Set by RayTorchTrainer inside a trial's workers: receives every epoch's metrics.
         self.reporter: EpochReporter | None = None
         # In a tuning trial: the checkpoint this trial resumes from (also for ray_report users).
@@ -161,6 +162,7 @@ class TorchTrainer(Trainer):
         status = "FAILED"
         self._seed()
         self.strategy.init()
+        self.device = self.strategy.device()  # this rank's device, for hooks
         try:
             self._open_logger()
             self.create_dataloaders(train_dataset, validation_dataset, test_dataset)
@@ -188,6 +190,7 @@ class TorchTrainer(Trainer):
         self.start_epoch = 0
         self.current_epoch = 0
         self._last_val_metrics: dict[str, float] = {}
+        self.device = torch.device("cpu")
 
     def _uses_builtin_factories(self) -> bool:
         return type(self).create_model_loss_optimizer is TorchTrainer.create_model_loss_optimizer
@@ -310,7 +313,7 @@ class TorchTrainer(Trainer):
 
     def train_step(self, batch: Any, batch_idx: int) -> tuple[torch.Tensor, dict[str, float]]:
         """One optimisation step on ``(x, y)``; returns the loss and per-batch metrics."""
-        x, y = _to_device(batch, self.strategy.device())
+        x, y = _to_device(batch, self.device)
         self.optimizer.zero_grad(set_to_none=True)
         pred = self.model(x)
         loss = self.loss(pred, y)
@@ -322,7 +325,7 @@ class TorchTrainer(Trainer):
 
     def validation_step(self, batch: Any, batch_idx: int) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss and metrics of one validation batch (gradients are off)."""
-        x, y = _to_device(batch, self.strategy.device())
+        x, y = _to_device(batch, self.device)
         pred = self.model(x)
         return self.loss(pred, y), self.update_metrics(pred, y)
 
