@@ -96,6 +96,16 @@ def to_float(item: Any) -> float:
     return float(item.item() if hasattr(item, "item") else item)
 
 
+
+def check_kind(kind: str, identifier: str) -> None:
+    """Raise for a ``kind`` that is not one of ``VALID_KINDS`` (on every rank)."""
+    if kind not in VALID_KINDS:
+        raise ConfigurationError(
+            f"Unknown log kind '{kind}' for '{identifier}'. Valid kinds: "
+            f"{', '.join(VALID_KINDS)}."
+        )
+
+
 class Logger(ABC):
     """Base logger with the itwinai API.
 
@@ -196,11 +206,7 @@ class Logger(ABC):
         **kwargs: Any,
     ) -> None:
         """Log ``item`` under ``identifier`` as ``kind`` (see ``VALID_KINDS``)."""
-        if kind not in VALID_KINDS:
-            raise ConfigurationError(
-                f"Unknown log kind '{kind}' for '{identifier}'. Valid kinds: "
-                f"{', '.join(VALID_KINDS)}."
-            )
+        check_kind(kind, identifier)
         self._check_context()
         if not self._active or not self.should_log(batch_idx):
             return

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from itwinai_ray.errors import ConfigurationError
-from itwinai_ray.loggers.base import VALID_KINDS, VALID_STATUSES, Logger
+from itwinai_ray.loggers.base import VALID_STATUSES, Logger, check_kind
 
 
 class LoggersCollection(Logger):
@@ -70,11 +70,7 @@ class LoggersCollection(Logger):
         **kwargs: Any,
     ) -> None:
         """Forward to every logger."""
-        if kind not in VALID_KINDS:
-            raise ConfigurationError(
-                f"Unknown log kind '{kind}' for '{identifier}'. Valid kinds: "
-                f"{', '.join(VALID_KINDS)}."
-            )
+        check_kind(kind, identifier)
         for logger in self.loggers:
             logger.log(item, identifier, kind=kind, step=step, batch_idx=batch_idx, **kwargs)
 

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import yaml
 
+from .._yaml import yaml_safe
 from ..errors import CheckpointError
 
 MODEL_FILE = "model.pt"
@@ -51,7 +52,7 @@ def save_checkpoint(
             torch.save(lr_scheduler.state_dict(), tmp / SCHEDULER_FILE)
         (tmp / STATE_FILE).write_text(json.dumps(state or {}, indent=2, default=float))
         if config is not None:
-            (tmp / CONFIG_FILE).write_text(yaml.safe_dump(_plain(config), sort_keys=False))
+            (tmp / CONFIG_FILE).write_text(yaml.safe_dump(yaml_safe(config), sort_keys=False))
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)
@@ -117,14 +118,3 @@ def apply_changed_hparams(directory: str | os.PathLike, config: dict[str, Any], 
             lr_scheduler.base_lrs = [new] * len(lr_scheduler.base_lrs)
         changes.append((key, saved.get(key), new))
     return changes
-
-
-def _plain(value: Any) -> Any:
-    """YAML-safe copy: tuples to lists, unknown objects to their repr."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from .._yaml import yaml_safe
+
 
 @dataclass
 class TrialRow:
@@ -194,15 +196,5 @@ def _kwargs(node: dict[str, Any]) -> dict[str, Any]:
 def write_yaml(data: Mapping[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(_plain(data), sort_keys=False))
+    path.write_text(yaml.safe_dump(yaml_safe(data), sort_keys=False))
     return path
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return value.item()
-    return value
