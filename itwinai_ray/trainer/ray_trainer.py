@@ -28,7 +28,7 @@ import logging
 import time
 from typing import Any
 
-from ..errors import ConfigurationError, ItwinaiRayError
+from ..errors import ConfigurationError
 from ..tuning import algorithms, search_space
 from ..tuning.results import HPOResults
 from ..tuning.settings import RunSettings, ScalingSettings, TuneSettings, pick
@@ -167,53 +167,17 @@ class RayTorchTrainer(TorchTrainer):
     def execute(self, train_dataset: Any, validation_dataset: Any = None,
                 test_dataset: Any = None) -> tuple[Any, Any, Any, HPOResults]:
         """Run the HPO experiment; return the datasets and the results (best trial, table)."""
-        from ..tuning import ray_backend
+        from ..tuning.experiment import Plan, run_hpo
 
         plan = self.plan()
         worker_fn = functools.partial(
             run_trainer_in_worker, trainer=self.target,
             datasets=(train_dataset, validation_dataset, test_dataset),
             checkpoint_frequency=self.run.checkpoint_frequency)
-        storage = self.run.resolved_storage_path()
-        started = ray_backend.ensure_ray(**self.ray_init)
-        try:
-            grid = ray_backend.run_experiment(
-                worker_fn, plan["space"],
-                num_workers=self.scaling.num_workers, use_gpu=self.scaling.use_gpu,
-                resources_per_worker=self.scaling.resources_per_worker,
-                metric=plan["metric"], mode=plan["mode"], num_samples=self.tune.num_samples,
-                search_alg=plan["searcher"], scheduler=plan["scheduler"],
-                max_concurrent_trials=self.tune.max_concurrent_trials,
-                time_budget_s=self.tune.time_budget_s,
-                storage_path=storage, name=plan["name"],
-                checkpoint_num_to_keep=self.run.checkpoint_num_to_keep,
-                max_failures=self.run.max_failures)
-        finally:
-            if started:
-                ray_backend.shutdown()
-        self.results = HPOResults.from_result_grid(
-            grid, plan["metric"], plan["mode"], list(plan["space"]),
-            max_epochs=self.target.epochs, experiment_path=f"{storage}/{plan['name']}")
-        self._write_results(self.results)
-        self._check_any_succeeded(self.results)
-        log.info("%s", self.results.summary())
+        self.results = run_hpo(
+            worker_fn,
+            Plan(space=plan["space"], metric=plan["metric"], mode=plan["mode"],
+                 searcher=plan["searcher"], scheduler=plan["scheduler"], name=plan["name"],
+                 max_epochs=self.target.epochs),
+            scaling=self.scaling, tune=self.tune, run=self.run, ray_init=self.ray_init)
         return train_dataset, validation_dataset, test_dataset, self.results
-
-    @staticmethod
-    def _write_results(results: HPOResults) -> None:
-        """results.json in the experiment directory, before anything else can fail."""
-        from pathlib import Path
-
-        if results.experiment_path and Path(results.experiment_path).is_dir():
-            (Path(results.experiment_path) / "results.json").write_text(results.to_json())
-
-    @staticmethod
-    def _check_any_succeeded(results: HPOResults) -> None:
-        errors = [r for r in results.rows if r.status == "error"]
-        if results.rows and len(errors) == len(results.rows):
-            raise ItwinaiRayError(
-                f"All {len(errors)} trials failed. First error ({errors[0].trial_id}): "
-                f"{errors[0].error}. Trial logs: {errors[0].path}"
-            )
-        for row in errors:
-            log.warning("Trial %s failed: %s (logs: %s)", row.trial_id, row.error, row.path)

@@ -1,0 +1,87 @@
+"""One HPO experiment, from a planned search to written results: shared by both integrations.
+
+:class:`~itwinai_ray.trainer.ray_trainer.RayTorchTrainer` (distributed trials) and
+:func:`~itwinai_ray.tuning.pipeline_hpo.tune_pipeline` (the run_trial path) differ only in
+the ``worker_fn`` each trial runs. Everything else goes through :func:`run_hpo`: connecting
+to Ray, the backend run, the ranked results and ``results.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ItwinaiRayError
+from .context import WorkerFn
+from .results import HPOResults
+from .settings import RunSettings, ScalingSettings, TuneSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a validated experiment needs besides the worker function (built without Ray)."""
+
+    space: dict[str, Any]
+    metric: str
+    mode: str
+    searcher: Any
+    scheduler: Any
+    name: str
+    max_epochs: int | None = None
+
+
+def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: TuneSettings,
+            run: RunSettings, ray_init: dict[str, Any] | None = None) -> HPOResults:
+    """Run the experiment on Ray (local unless an address is given); return its results.
+
+    ``results.json`` is written into the experiment directory before anything else can fail.
+    Raises :class:`ItwinaiRayError` when every trial failed.
+    """
+    from . import ray_backend
+
+    storage = run.resolved_storage_path()
+    started = ray_backend.ensure_ray(**dict(ray_init or {}))
+    try:
+        grid = ray_backend.run_experiment(
+            worker_fn, plan.space,
+            num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
+            resources_per_worker=scaling.resources_per_worker,
+            metric=plan.metric, mode=plan.mode, num_samples=tune.num_samples,
+            search_alg=plan.searcher, scheduler=plan.scheduler,
+            max_concurrent_trials=tune.max_concurrent_trials,
+            time_budget_s=tune.time_budget_s,
+            storage_path=storage, name=plan.name,
+            checkpoint_num_to_keep=run.checkpoint_num_to_keep,
+            max_failures=run.max_failures)
+    finally:
+        if started:
+            ray_backend.shutdown()
+    results = HPOResults.from_result_grid(
+        grid, plan.metric, plan.mode, list(plan.space), max_epochs=plan.max_epochs,
+        experiment_path=f"{storage}/{plan.name}")
+    write_results(results)
+    check_any_succeeded(results)
+    log.info("%s", results.summary())
+    return results
+
+
+def write_results(results: HPOResults) -> None:
+    """results.json in the experiment directory."""
+    if results.experiment_path and Path(results.experiment_path).is_dir():
+        (Path(results.experiment_path) / "results.json").write_text(results.to_json())
+
+
+def check_any_succeeded(results: HPOResults) -> None:
+    """Raise when every trial failed; log each failed trial otherwise."""
+    errors = [r for r in results.rows if r.status == "error"]
+    if results.rows and len(errors) == len(results.rows):
+        raise ItwinaiRayError(
+            f"All {len(errors)} trials failed. First error ({errors[0].trial_id}): "
+            f"{errors[0].error}. Trial logs: {errors[0].path}"
+        )
+    for row in errors:
+        log.warning("Trial %s failed: %s (logs: %s)", row.trial_id, row.error, row.path)
