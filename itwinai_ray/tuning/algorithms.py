@@ -1,12 +1,16 @@
-"""Ray Tune searchers and schedulers by short name: two data tables plus two builders.
+"""Ray Tune searchers and schedulers by short name: two data tables plus the builders.
 
 A spec (YAML or Python) may be ``None``, a short name (``asha``), a dict with ``name`` plus
 arguments (``{name: asha, grace_period: 2}``), a dict naming any class with ``_target_``
 (other keys, or a nested ``kwargs``, are its arguments) or ``class_path`` (+ ``init_args``),
 or an already built Ray object, which is returned as is.
 
-Adding an algorithm is one line in :data:`SEARCHERS` or :data:`SCHEDULERS`. Ray and the
-optional packages are imported inside the builders only.
+The tables live in :mod:`.searchers` and :mod:`.schedulers`; adding an algorithm is one row.
+Ray and the optional packages are imported inside the builders only.
+
+:func:`build_algorithms` builds both and checks that they fit together: ``bohb`` gets its
+``HyperBandForBOHB`` scheduler, PBT/PB2 refuse a searcher, and with several metrics
+(``metric: [val_loss, model_size]``) a scheduler other than FIFO must name its one metric.
 """
 
 from __future__ import annotations
@@ -15,95 +19,28 @@ import importlib
 import importlib.util
 import inspect
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from itwinai_ray._suggest import did_you_mean
 from itwinai_ray.errors import ConfigurationError, MissingDependencyError, SearchSpaceError
+from itwinai_ray.tuning._algorithm_spec import AlgorithmSpec, BuildContext
+from itwinai_ray.tuning.schedulers import POPULATION_BASED, SCHEDULERS
 from itwinai_ray.tuning.search_space import build_search_space, grid_keys, to_grid
-
-
-@dataclass(frozen=True)
-class AlgorithmSpec:
-    """How to build one searcher or scheduler.
-
-    Attributes:
-        import_path: dotted path of the Ray class; ``None`` means Ray's built-in random/grid
-            generator (no ``search_alg``).
-        defaults: keyword arguments used unless the user gives them.
-        package: pip package that must be installed, if any.
-        extra: itwinai-ray extra that installs ``package``.
-        supports_grid: whether ``grid_search`` values can be given to this searcher.
-        description: one line for ``--help`` and docs.
-        max_concurrent: wrap the searcher in ``ConcurrencyLimiter(max_concurrent)``.
-        epochs_arg: argument that defaults to the trainer's number of epochs (ASHA: ``max_t``).
-        grid: convert ``choice`` to ``grid_search`` (the ``grid`` searcher).
-        check: validates the effective arguments; raises ConfigurationError.
-    """
-
-    import_path: str | None
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-    package: str | None = None
-    extra: str | None = None
-    supports_grid: bool = True
-    description: str = ""
-    max_concurrent: int | None = None
-    epochs_arg: str | None = None
-    grid: bool = False
-    check: Callable[[str, Mapping[str, Any]], None] | None = None
-
-
-def _require(name: str, ok: bool, what: str) -> None:
-    if not ok:
-        raise ConfigurationError(f"Scheduler {name!r}: {what}.")
-
-
-def _check_hyperband(name: str, a: Mapping[str, Any]) -> None:
-    """Successive-halving arguments, checked before Ray's bare asserts."""
-    max_t, grace, brackets = a["max_t"], a["grace_period"], a["brackets"]
-    rf = a["reduction_factor"]
-    _require(name, max_t > 0, f"max_t is {max_t}, but must be > 0")
-    _require(name, grace >= 1, f"grace_period is {grace}, but must be >= 1")
-    _require(name, grace <= max_t, f"grace_period is {grace}, but must be <= max_t ({max_t}). "
-             f"Lower grace_period or train for more epochs")
-    _require(name, rf >= 2, f"reduction_factor is {rf}, but must be >= 2")
-    _require(name, brackets >= 1, f"brackets is {brackets}, but must be >= 1")
-
-
-def _check_median(name: str, a: Mapping[str, Any]) -> None:
-    grace, samples = a["grace_period"], a["min_samples_required"]
-    _require(name, grace >= 0, f"grace_period is {grace}, but must be >= 0")
-    _require(name, samples >= 1, f"min_samples_required is {samples}, but must be >= 1")
-
-
-SEARCHERS: dict[str, AlgorithmSpec] = {
-    "random": AlgorithmSpec(None, description="Random sampling (Ray's BasicVariantGenerator)."),
-    "grid": AlgorithmSpec(None, grid=True, description="Every combination of choice values."),
-    "optuna": AlgorithmSpec("ray.tune.search.optuna.OptunaSearch", package="optuna", extra="hpo",
-                            supports_grid=False, description="Optuna TPE (Bayesian) sampler."),
-}
-
-SCHEDULERS: dict[str, AlgorithmSpec] = {
-    "fifo": AlgorithmSpec("ray.tune.schedulers.FIFOScheduler",
-                          description="Run every trial to the end."),
-    "asha": AlgorithmSpec("ray.tune.schedulers.ASHAScheduler", epochs_arg="max_t",
-                          defaults={"grace_period": 1}, check=_check_hyperband,
-                          description="Asynchronous successive halving: stop poor trials early."),
-    "median": AlgorithmSpec("ray.tune.schedulers.MedianStoppingRule", check=_check_median,
-                            defaults={"grace_period": 1, "min_samples_required": 3},
-                            description="Stop trials worse than the median of the others."),
-}
+from itwinai_ray.tuning.searchers import PIP_NAMES, SEARCHERS, SEED_ARGS
 
 
 def _close(word: str, options: list[str]) -> str:
     return did_you_mean(word, options, cutoff=0.5, prefix=True)
 
 
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def check_metric_mode(metric: Any, mode: Any) -> None:
     """``mode`` must be ``min`` or ``max`` (lists of both for multi-objective searchers)."""
-    metrics = metric if isinstance(metric, (list, tuple)) else [metric]
-    modes = mode if isinstance(mode, (list, tuple)) else [mode]
+    metrics, modes = _as_list(metric), _as_list(mode)
     if not metrics or not all(isinstance(m, str) and m for m in metrics):
         raise ConfigurationError(f"metric is {metric!r}, but must be a non-empty metric name.")
     for m in modes:
@@ -111,6 +48,20 @@ def check_metric_mode(metric: Any, mode: Any) -> None:
             raise ConfigurationError(f"mode is {m!r}, but must be 'min' or 'max'.")
     if len(metrics) != len(modes):
         raise ConfigurationError(f"metric {metric!r} and mode {mode!r} differ in length.")
+    if len(set(metrics)) != len(metrics):
+        raise ConfigurationError(f"metric {metric!r} names a metric twice.")
+
+
+def normalize_objectives(metric: Any, mode: Any) -> tuple[Any, Any]:
+    """One metric stays a string; several become lists, a single mode applying to all."""
+    if isinstance(metric, (list, tuple)):
+        if len(metric) == 1:
+            return metric[0], mode[0] if isinstance(mode, (list, tuple)) else mode
+        modes = list(mode) if isinstance(mode, (list, tuple)) else [mode] * len(metric)
+        check_metric_mode(list(metric), modes)
+        return list(metric), modes
+    check_metric_mode(metric, mode)
+    return metric, mode
 
 
 def _import(path: str, what: str) -> type:
@@ -159,8 +110,38 @@ def _parse(spec: Mapping[str, Any], what: str) -> tuple[str | None, str | None, 
                              f"'class_path'; got keys {sorted(spec)}.")
 
 
+def _check_available(name: str, alg: AlgorithmSpec, what: str) -> None:
+    reason = alg.blocker() if alg.blocker else None
+    if reason:
+        raise ConfigurationError(f"The {what} {name!r} cannot be used here: {reason}.")
+    for package in (alg.package, *alg.more_packages):
+        if package and importlib.util.find_spec(package) is None:
+            raise MissingDependencyError(PIP_NAMES.get(package, package),
+                                         f"The {name!r} {what}", alg.extra)
+
+
+def spec_name(spec: Any, what: str) -> str | None:
+    """The short name a spec resolves to (``bohb`` for ``{name: bohb}`` or a built TuneBOHB)."""
+    table = SEARCHERS if what == "searcher" else SCHEDULERS
+    if spec is None:
+        return next(iter(table))
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, Mapping):
+        if "name" in spec:
+            return spec["name"]
+        path = str(spec.get("_target_") or spec.get("class_path") or "")
+        for name, alg in table.items():
+            if path and alg.import_path and alg.import_path.split(".")[-1] == path.split(".")[-1]:
+                return name
+        return None
+    inner = getattr(spec, "searcher", None)  # a ConcurrencyLimiter
+    return _spec_of(type(inner if inner is not None else spec), table)[0]
+
+
 def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any, mode: Any,
-           max_t: int | None) -> tuple[Any, str, AlgorithmSpec | None, int | None]:
+           max_t: int | None, space: Mapping[str, Any] | None = None,
+           ) -> tuple[Any, str, AlgorithmSpec | None, int | None]:
     """Build a searcher/scheduler. Returns (object or None, name, table entry, max_concurrent)."""
     check_metric_mode(metric, mode)
     if spec is not None and not isinstance(spec, (str, Mapping)):
@@ -176,10 +157,10 @@ def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any
                 f"Unknown {what} {name!r}.{_close(str(name), list(table))} Available: "
                 f"{', '.join(table)}; or name any class with _target_ / class_path.")
         alg, path = table[name], table[name].import_path
-        if alg.package and importlib.util.find_spec(alg.package) is None:
-            raise MissingDependencyError(alg.package, f"The {name!r} {what}", alg.extra)
+        _check_available(name, alg, what)
     if not isinstance(path, (str, type(None))):
         raise ConfigurationError(f"The {what} class path must be a string, got {path!r}.")
+    user_limit = "max_concurrent" in kwargs
     max_concurrent = kwargs.pop("max_concurrent", alg.max_concurrent if alg else None)
     if path is None:
         if kwargs:
@@ -193,6 +174,10 @@ def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any
         raise ConfigurationError(f"{path!r} is not a Ray Tune {what} (a {base.__name__}).")
     if alg is None:
         name, alg = _spec_of(cls, table)
+        if alg is not None and not user_limit:
+            max_concurrent = alg.max_concurrent
+    if "seed" in kwargs and name in SEED_ARGS:
+        kwargs[SEED_ARGS[str(name)]] = kwargs.pop("seed")
     kwargs = {**(alg.defaults if alg else {}), **kwargs}
     params = inspect.signature(cls.__init__).parameters
     accepted = [p for p in params if p != "self" and params[p].kind not in
@@ -209,13 +194,15 @@ def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any
             raise ConfigurationError(
                 f"The {what} {name!r} has no argument {key!r}.{_close(key, accepted)} "
                 f"Accepted: {', '.join(accepted)}.")
+    if alg and alg.prepare:
+        kwargs = alg.prepare(kwargs, BuildContext(str(name), metric, mode, space or {}, max_t))
     if alg and alg.check:
         defaults = {p: params[p].default for p in accepted
                     if params[p].default is not inspect.Parameter.empty}
         alg.check(str(name), {**defaults, **kwargs})
     try:
         return cls(**kwargs), str(name), alg, max_concurrent
-    except (AssertionError, ValueError, TypeError) as err:
+    except (AssertionError, ValueError, TypeError, RuntimeError) as err:
         raise ConfigurationError(f"Cannot build the {what} {name!r} with {kwargs}: {err}") from err
 
 
@@ -229,6 +216,24 @@ def _base_class(what: str) -> type:
     return TrialScheduler
 
 
+def _check_space(searcher: Any, name: str, space: Mapping[str, Any]) -> None:
+    """The searcher's own conversion of the space, run now rather than once Ray has started."""
+    convert = getattr(type(searcher), "convert_search_space", None)
+    if convert is None or not space:
+        return
+    from ray.tune.search.variant_generator import parse_spec_vars
+
+    _, domains, _ = parse_spec_vars(dict(space))
+    if not domains:
+        return
+    try:
+        convert(dict(space))
+    except (ValueError, TypeError, AssertionError, NotImplementedError) as err:
+        raise SearchSpaceError(f"The searcher {name!r} cannot use this search space: {err}. "
+                               f"Change the key's type, or choose another searcher "
+                               f"(optuna and random take every type).") from err
+
+
 def build_searcher(spec: Any, metric: Any, mode: Any,
                    space: Mapping[str, Any] | None) -> tuple[Any, dict[str, Any]]:
     """Build the search algorithm and the param space that goes with it.
@@ -237,6 +242,7 @@ def build_searcher(spec: Any, metric: Any, mode: Any,
         spec: None (random), a short name from :data:`SEARCHERS`, a dict spec or a built
             Ray searcher (returned as is).
         metric, mode: what to optimise; given to the searcher unless the spec sets them.
+            Lists (several metrics) are accepted by the searchers that support them.
         space: YAML or already built search space (see ``build_search_space``).
 
     Returns:
@@ -244,10 +250,20 @@ def build_searcher(spec: Any, metric: Any, mode: Any,
         for ``grid`` every ``choice`` has become ``grid_search``.
 
     Raises:
-        ConfigurationError: unknown name or argument, bad ``mode``.
+        ConfigurationError: unknown name or argument, bad ``mode``, several metrics for a
+            single-objective searcher, or a searcher that cannot work here (hebo).
         MissingDependencyError: the searcher's package is not installed.
-        SearchSpaceError: ``grid_search`` values for a searcher that cannot sample them.
+        SearchSpaceError: values the searcher cannot sample (grid_search; categories for
+            bayesopt).
     """
+    metric, mode = normalize_objectives(metric, mode)
+    name = spec_name(spec, "searcher")
+    alg = SEARCHERS.get(name) if isinstance(name, str) else None
+    if isinstance(metric, list) and alg is not None and not alg.multi_objective:
+        multi = [n for n, a in SEARCHERS.items() if a.multi_objective]
+        raise ConfigurationError(
+            f"The searcher {name!r} optimises one metric, but metric is {metric}. For several "
+            f"metrics use {', '.join(multi)} (optuna: sampler nsga2 or tpe), or give one metric.")
     searcher, name, alg, max_concurrent = _build("searcher", SEARCHERS, spec, metric, mode, None)
     param_space = build_search_space(space)
     if alg and alg.grid:
@@ -256,6 +272,8 @@ def build_searcher(spec: Any, metric: Any, mode: Any,
     if keys and alg and not alg.supports_grid:
         raise SearchSpaceError(f"{name} cannot sample grid_search values for {keys[0]!r}; "
                                f"use type: choice")
+    if searcher is not None and isinstance(spec, (str, Mapping)):  # not a user-built object
+        _check_space(searcher, name, param_space)
     if searcher is not None and max_concurrent is not None:
         from ray.tune.search import ConcurrencyLimiter
 
@@ -266,25 +284,105 @@ def build_searcher(spec: Any, metric: Any, mode: Any,
     return searcher, param_space
 
 
-def build_scheduler(spec: Any, metric: str, mode: str, max_t: int | None = None) -> Any:
+def scheduler_objective(spec: Any, metric: Any, mode: Any) -> tuple[str, str]:
+    """The one metric (and mode) that drives a scheduler, also when several are tuned."""
+    if not isinstance(metric, (list, tuple)) or len(metric) == 1:
+        return _as_list(metric)[0], _as_list(mode)[0]
+    modes = _as_list(mode) if isinstance(mode, (list, tuple)) else [mode] * len(metric)
+    name = spec_name(spec, "scheduler")
+    own = _spec_value(spec, "metric")
+    if own is None:
+        if name == "fifo":
+            return metric[0], modes[0]  # FIFO stops nothing: the metric is not used
+        raise ConfigurationError(
+            f"The scheduler {name!r} stops trials on one metric, but tune_config.metric has "
+            f"{len(metric)}: {list(metric)}. Name the one for early stopping, e.g. "
+            f"scheduler: {{name: {name}, metric: {metric[0]}}}.")
+    own_mode = _spec_value(spec, "mode")
+    if own_mode is None:
+        if own not in metric:
+            raise ConfigurationError(
+                f"The scheduler {name!r} stops on {own!r}, which is not one of the tuned "
+                f"metrics {list(metric)}: give its mode too (mode: min or max).")
+        own_mode = modes[list(metric).index(own)]
+    return own, own_mode
+
+
+def build_scheduler(spec: Any, metric: Any, mode: Any, max_t: int | None = None, *,
+                    search_space: Mapping[str, Any] | None = None) -> Any:
     """Build the trial scheduler (None -> FIFO).
 
     Args:
         spec: None, a short name from :data:`SCHEDULERS`, a dict spec or a built scheduler.
         metric, mode: given to the scheduler unless the spec sets them;
-            ``time_attr`` defaults to ``training_iteration`` (one per epoch).
-        max_t: the trainer's number of epochs: the default ``max_t`` of ASHA.
+            ``time_attr`` defaults to ``training_iteration`` (one per epoch). With several
+            metrics, the spec must name its own (see :func:`scheduler_objective`).
+        max_t: the trainer's number of epochs: the default ``max_t`` of ASHA and HyperBand,
+            and what PBT's default ``perturbation_interval`` is derived from.
+        search_space: the built param space: PBT's ``hyperparam_mutations`` and PB2's
+            ``hyperparam_bounds`` default to it.
 
     Raises:
         ConfigurationError: unknown name or argument, or invalid values (named).
         MissingDependencyError: a needed package is not installed.
     """
+    if isinstance(metric, (list, tuple)) and not isinstance(spec, (type(None), str, Mapping)):
+        if getattr(spec, "_metric", None) is None:
+            raise ConfigurationError(
+                f"The scheduler {type(spec).__name__} has no metric, and several are tuned "
+                f"({list(metric)}): build it with metric=... and mode=....")
+        return spec
+    metric, mode = scheduler_objective(spec, metric, mode)
     scheduler, name, _, max_concurrent = _build("scheduler", SCHEDULERS, spec, metric, mode,
-                                                max_t)
+                                                max_t, search_space)
     if max_concurrent is not None:
         raise ConfigurationError(f"max_concurrent belongs to the searcher, not the scheduler "
                                  f"{name!r}.")
     return scheduler
+
+
+def pair_scheduler(search_spec: Any, scheduler_spec: Any) -> Any:
+    """The scheduler spec to use with ``search_spec``: ``bohb`` gets HyperBandForBOHB.
+
+    Raises ConfigurationError for pairs Ray refuses or that cannot work: BOHB's searcher and
+    scheduler without each other, PBT/PB2 with a searcher (they choose the values).
+    """
+    searcher = spec_name(search_spec, "searcher")
+    scheduler = spec_name(scheduler_spec, "scheduler")
+    if searcher == "bohb":
+        if scheduler_spec is None:
+            return "bohb"
+        if scheduler == "hyperband" and isinstance(scheduler_spec, str):
+            return "bohb"
+        if scheduler == "hyperband" and isinstance(scheduler_spec, Mapping) \
+                and "name" in scheduler_spec:  # BOHB's own HyperBand, with the user's arguments
+            return {**scheduler_spec, "name": "bohb"}
+        if scheduler != "bohb":
+            raise ConfigurationError(
+                f"The bohb searcher needs its HyperBandForBOHB scheduler, got {scheduler!r}. "
+                f"Leave scheduler unset, or set scheduler: {{name: bohb, ...}}.")
+    elif scheduler == "bohb":
+        raise ConfigurationError(f"The bohb scheduler (HyperBandForBOHB) works only with "
+                                 f"search_alg: bohb, got {searcher!r}.")
+    if scheduler in POPULATION_BASED and searcher not in ("random", "grid"):
+        raise ConfigurationError(
+            f"The {scheduler} scheduler chooses the hyperparameters itself and cannot be used "
+            f"with the {searcher!r} searcher: use search_alg: random (or grid).")
+    return scheduler_spec
+
+
+def build_algorithms(search_spec: Any, scheduler_spec: Any, metric: Any, mode: Any,
+                     space: Mapping[str, Any] | None, max_t: int | None = None,
+                     ) -> tuple[Any, dict[str, Any], Any]:
+    """Searcher, param space and scheduler, checked together (see :func:`pair_scheduler`).
+
+    Returns ``(search_alg or None, param_space, scheduler)``.
+    """
+    metric, mode = normalize_objectives(metric, mode)
+    scheduler_spec = pair_scheduler(search_spec, scheduler_spec)
+    searcher, param_space = build_searcher(search_spec, metric, mode, space)
+    scheduler = build_scheduler(scheduler_spec, metric, mode, max_t, search_space=param_space)
+    return searcher, param_space, scheduler
 
 
 def _spec_value(spec: Any, key: str) -> Any:
@@ -295,15 +393,17 @@ def _spec_value(spec: Any, key: str) -> Any:
     return getattr(spec, key, None) or getattr(spec, f"_{key}", None)
 
 
-def resolve_metric(tune_metric: str | None, scheduler: Any = None) -> str:
-    """itwinai's rule: tune_config's metric, else the scheduler's ``metric``, else ``"loss"``."""
+def resolve_metric(tune_metric: Any, scheduler: Any = None) -> Any:
+    """itwinai's rule: tune_config's metric (one or a list), else the scheduler's ``metric``,
+    else ``"loss"``."""
     return tune_metric or _spec_value(scheduler, "metric") or "loss"
 
 
-def resolve_mode(tune_mode: str | None, scheduler: Any = None) -> str:
+def resolve_mode(tune_mode: Any, scheduler: Any = None) -> Any:
     """itwinai's rule: tune_config's mode, else the scheduler's ``mode``, else ``"min"``."""
     return tune_mode or _spec_value(scheduler, "mode") or "min"
 
 
-__all__ = ["SCHEDULERS", "SEARCHERS", "AlgorithmSpec", "build_scheduler", "build_searcher",
-           "check_metric_mode", "resolve_metric", "resolve_mode"]
+__all__ = ["SCHEDULERS", "SEARCHERS", "AlgorithmSpec", "build_algorithms", "build_scheduler",
+           "build_searcher", "check_metric_mode", "normalize_objectives", "pair_scheduler",
+           "resolve_metric", "resolve_mode", "scheduler_objective", "spec_name"]

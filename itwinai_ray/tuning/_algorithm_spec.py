@@ -1,0 +1,67 @@
+"""One row of the searcher / scheduler tables (see :mod:`itwinai_ray.tuning.algorithms`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from itwinai_ray.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a ``prepare`` hook may look at: the objective and the built search space."""
+
+    name: str
+    metric: Any
+    mode: Any
+    space: Mapping[str, Any] = field(default_factory=dict)
+    max_t: int | None = None
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """How to build one searcher or scheduler.
+
+    Attributes:
+        import_path: dotted path of the Ray class; ``None`` means Ray's built-in random/grid
+            generator (no ``search_alg``).
+        defaults: keyword arguments used unless the user gives them.
+        package: pip package that must be installed, if any.
+        extra: itwinai-ray extra that installs ``package``.
+        supports_grid: whether ``grid_search`` values can be given to this searcher.
+        description: one line for ``--help`` and docs.
+        max_concurrent: wrap the searcher in ``ConcurrencyLimiter(max_concurrent)``.
+        epochs_arg: argument that defaults to the trainer's number of epochs (ASHA: ``max_t``).
+        grid: convert ``choice`` to ``grid_search`` (the ``grid`` searcher).
+        check: validates the effective arguments; raises ConfigurationError.
+        more_packages: further import names needed besides ``package``.
+        multi_objective: accepts several metrics (``metric: [a, b]``).
+        prepare: ``prepare(kwargs, ctx) -> kwargs`` turns YAML values into Ray arguments
+            (a sampler name into an Optuna sampler, the search space into PBT mutations).
+        blocker: returns why this algorithm cannot work in this environment, or None.
+        needs_space: the scheduler's ``prepare`` reads the search space.
+    """
+
+    import_path: str | None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    package: str | None = None
+    extra: str | None = None
+    supports_grid: bool = True
+    description: str = ""
+    max_concurrent: int | None = None
+    epochs_arg: str | None = None
+    grid: bool = False
+    check: Callable[[str, Mapping[str, Any]], None] | None = None
+    more_packages: tuple[str, ...] = ()
+    multi_objective: bool = False
+    prepare: Callable[[dict[str, Any], BuildContext], dict[str, Any]] | None = None
+    blocker: Callable[[], str | None] | None = None
+    needs_space: bool = False
+
+
+def require(name: str, ok: bool, what: str, kind: str = "Scheduler") -> None:
+    """Raise ``ConfigurationError("<kind> '<name>': <what>.")`` unless ``ok``."""
+    if not ok:
+        raise ConfigurationError(f"{kind} {name!r}: {what}.")

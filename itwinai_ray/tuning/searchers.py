@@ -1,0 +1,183 @@
+"""The searcher table: short names, their Ray classes and how YAML values become arguments.
+
+``search_alg: {name: optuna, sampler: cmaes}``, ``{name: nevergrad, optimizer: TwoPointsDE}``,
+``{name: bayesopt, seed: 1}``: every optional package is imported only when its searcher is
+built. ``seed`` is accepted by every searcher that can be seeded and renamed to the Ray
+class's own argument (``random_state``, ``random_state_seed``).
+
+Why some searchers need more than ``pip install``:
+
+- ``bayesopt``: Ray 2.60's ``BayesOptSearch`` calls ``bayes_opt.UtilityFunction``, which
+  ``bayesian-optimization`` 2.0 removed; the ``hpo`` extra pins 1.4.x (nevergrad 1.0.12 pins
+  exactly 1.4.0 itself).
+- ``hebo``: HEBO 0.3.6 requires ``numpy<1.25``; Ray, torch and scikit-learn here need numpy 2,
+  so installing HEBO would downgrade numpy under them. Building ``hebo`` raises an error that
+  says so.
+- ``ax``: ``ax-platform`` pulls botorch, gpytorch, plotly and IPython; it is its own extra.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from itwinai_ray._suggest import did_you_mean
+from itwinai_ray.errors import ConfigurationError, MissingDependencyError
+from itwinai_ray.tuning._algorithm_spec import AlgorithmSpec, BuildContext
+
+#: Optuna samplers by short name: (class name in ``optuna.samplers``, multi-objective,
+#: package needed besides optuna).
+OPTUNA_SAMPLERS: dict[str, tuple[str, bool, str | None]] = {
+    "tpe": ("TPESampler", True, None),
+    "cmaes": ("CmaEsSampler", False, "cmaes"),
+    "nsga2": ("NSGAIISampler", True, None),
+    "nsga3": ("NSGAIIISampler", True, None),
+    "gp": ("GPSampler", True, "torch"),
+    "random": ("RandomSampler", True, None),
+    "qmc": ("QMCSampler", True, "scipy"),
+}
+
+#: Nevergrad's optimizer when none is named: its own recommended, budget-aware choice.
+NEVERGRAD_DEFAULT = "NGOpt"
+
+
+def _is_multi(metric: Any) -> bool:
+    return isinstance(metric, (list, tuple)) and len(metric) > 1
+
+
+def _checked_kwargs(owner: str, cls: type, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    params = inspect.signature(cls).parameters
+    accepted = [p for p in params if params[p].kind not in
+                (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        for key in kwargs:
+            if key not in accepted:
+                raise ConfigurationError(
+                    f"{owner} has no argument {key!r}.{did_you_mean(key, accepted)} "
+                    f"Accepted: {', '.join(accepted)}.")
+    return dict(kwargs)
+
+
+def optuna_sampler(spec: Any, seed: int | None, metric: Any) -> Any:
+    """An Optuna sampler from ``tpe`` / ``{name: cmaes, sigma0: 0.5}`` / a sampler object."""
+    if spec is None or not isinstance(spec, (str, Mapping)):
+        return spec
+    kwargs = {} if isinstance(spec, str) else dict(spec)
+    name = spec if isinstance(spec, str) else kwargs.pop("name", None)
+    if name not in OPTUNA_SAMPLERS:
+        raise ConfigurationError(
+            f"Unknown Optuna sampler {name!r}.{did_you_mean(name, OPTUNA_SAMPLERS, 0.5, True)} "
+            f"Available: {', '.join(OPTUNA_SAMPLERS)} (e.g. sampler: {{name: cmaes}}).")
+    cls_name, multi, package = OPTUNA_SAMPLERS[name]
+    if _is_multi(metric) and not multi:
+        raise ConfigurationError(
+            f"The Optuna sampler {name!r} optimises one metric, but metric is {metric!r}. "
+            f"For several metrics use sampler: nsga2 or tpe.")
+    if package and importlib.util.find_spec(package) is None:
+        raise MissingDependencyError(package, f"The Optuna sampler {name!r}", "hpo")
+    import optuna.samplers
+
+    cls = getattr(optuna.samplers, cls_name, None)
+    if cls is None:
+        raise ConfigurationError(
+            f"The Optuna sampler {name!r} ({cls_name}) is not in the installed optuna "
+            f"{optuna.__version__}; upgrade optuna or choose another sampler.")
+    if seed is not None and "seed" in inspect.signature(cls).parameters:
+        kwargs.setdefault("seed", seed)
+    kwargs = _checked_kwargs(f"The Optuna sampler {name!r}", cls, kwargs)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigurationError(f"Cannot build the Optuna sampler {name!r} with {kwargs}: "
+                                 f"{err}") from err
+
+
+def _prepare_optuna(kwargs: dict[str, Any], ctx: BuildContext) -> dict[str, Any]:
+    sampler = kwargs.get("sampler")  # None: Ray's default TPE (also for several metrics)
+    if isinstance(sampler, (str, Mapping)):
+        kwargs["sampler"] = optuna_sampler(sampler, kwargs.pop("seed", None), ctx.metric)
+    return kwargs
+
+
+def _prepare_nevergrad(kwargs: dict[str, Any], ctx: BuildContext) -> dict[str, Any]:
+    """``optimizer: CMA`` -> ``nevergrad.optimizers.registry['CMA']``."""
+    name = kwargs.get("optimizer", NEVERGRAD_DEFAULT)
+    if isinstance(name, str):
+        import nevergrad as ng
+
+        registry = ng.optimizers.registry
+        if name not in registry:
+            raise ConfigurationError(
+                f"Unknown Nevergrad optimizer {name!r}.{did_you_mean(name, sorted(registry))} "
+                f"Evolutionary examples: TwoPointsDE, CMA, OnePlusOne, PSO, "
+                f"DiscreteOnePlusOne; adaptive: NGOpt. All: nevergrad.optimizers.registry.")
+        kwargs["optimizer"] = registry[name]
+    return kwargs
+
+
+def numpy_blocker(package: str, below: str) -> Any:
+    """A ``blocker`` for packages that need ``numpy<below``."""
+
+    def blocker() -> str | None:
+        import numpy as np
+
+        def parts(v: str) -> tuple[int, ...]:
+            return tuple(int(p) for p in v.split(".")[:2] if p.isdigit())
+
+        if parts(np.__version__) >= parts(below):
+            return (f"{package} needs numpy<{below}, but numpy {np.__version__} is installed "
+                    f"(Ray 2.60, torch and scikit-learn here need numpy 2). Installing it "
+                    f"would downgrade numpy under them. Use optuna (sampler: gp or tpe) or "
+                    f"bayesopt instead")
+        return None
+
+    return blocker
+
+
+SEARCHERS: dict[str, AlgorithmSpec] = {
+    "random": AlgorithmSpec(None, multi_objective=True,
+                            description="Random sampling (Ray's BasicVariantGenerator)."),
+    "grid": AlgorithmSpec(None, grid=True, multi_objective=True,
+                          description="Every combination of choice values."),
+    "optuna": AlgorithmSpec(
+        "ray.tune.search.optuna.OptunaSearch", package="optuna", extra="hpo",
+        supports_grid=False, multi_objective=True, prepare=_prepare_optuna,
+        description="Optuna; sampler: tpe (default), cmaes, nsga2, nsga3, gp, random, qmc."),
+    "hyperopt": AlgorithmSpec(
+        "ray.tune.search.hyperopt.HyperOptSearch", package="hyperopt", extra="hpo",
+        supports_grid=False, description="HyperOpt's Tree-structured Parzen Estimator."),
+    "bayesopt": AlgorithmSpec(
+        "ray.tune.search.bayesopt.BayesOptSearch", package="bayes_opt", extra="hpo",
+        supports_grid=False, max_concurrent=4,
+        description="Gaussian-process Bayesian optimisation (bayesian-optimization 1.4); "
+                    "uniform/loguniform values only."),
+    "nevergrad": AlgorithmSpec(
+        "ray.tune.search.nevergrad.NevergradSearch", package="nevergrad", extra="hpo",
+        supports_grid=False, max_concurrent=4, prepare=_prepare_nevergrad,
+        description="Nevergrad (evolutionary); optimizer by name: NGOpt (default), "
+                    "TwoPointsDE, CMA, OnePlusOne, PSO, ..."),
+    "bohb": AlgorithmSpec(
+        "ray.tune.search.bohb.TuneBOHB", package="hpbandster", more_packages=("ConfigSpace",),
+        extra="hpo", supports_grid=False, max_concurrent=4,
+        description="BOHB (Bayesian optimisation + HyperBand); scheduler defaults to its "
+                    "HyperBandForBOHB."),
+    "hebo": AlgorithmSpec(
+        "ray.tune.search.hebo.HEBOSearch", package="hebo", supports_grid=False,
+        blocker=numpy_blocker("HEBO 0.3.6", "1.25"),
+        description="HEBO (Huawei): unusable with numpy 2 (needs numpy<1.25)."),
+    "ax": AlgorithmSpec(
+        "ray.tune.search.ax.AxSearch", package="ax", extra="ax", supports_grid=False,
+        description="Ax / BoTorch Bayesian optimisation (the 'ax' extra: heavy)."),
+}
+
+#: The argument each Ray searcher seeds with, for a ``seed`` given in YAML.
+SEED_ARGS = {"hyperopt": "random_state_seed", "bayesopt": "random_state",
+             "hebo": "random_state_seed"}
+
+#: pip names of import names, for install hints.
+PIP_NAMES = {"bayes_opt": "bayesian-optimization", "ax": "ax-platform", "hebo": "HEBO"}
+
+__all__ = ["NEVERGRAD_DEFAULT", "OPTUNA_SAMPLERS", "PIP_NAMES", "SEARCHERS", "SEED_ARGS",
+           "optuna_sampler"]
