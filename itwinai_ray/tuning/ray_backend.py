@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from itwinai_ray.errors import ConfigurationError
 from itwinai_ray.tuning import _ray_callbacks
 from itwinai_ray.tuning import resources as res
+from itwinai_ray.tuning.storage import check_shared_storage
 from itwinai_ray.tuning.context import WorkerContext, WorkerFn
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -358,6 +359,7 @@ def run_experiment(
                        resources_per_worker=resources_per_worker)
     res.check_worker_fits_a_node(res.normalize_resources(resources_per_worker, use_gpu),
                                  node_capacities())
+    check_shared_storage(storage_path, num_nodes=len(node_capacities()))  # multi-node: shared
     concurrency = res.max_concurrent_trials(need, capacity, max_concurrent_trials)
     logger.info("One trial needs %s; running up to %d trials at once.", need, concurrency)
 
