@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "TorchTrainer": "itwinai_ray.trainer.torch_trainer",
     "RayTorchTrainer": "itwinai_ray.trainer.ray_trainer",
     "HPOResults": "itwinai_ray.tuning.results",
+    "tune_pipeline": "itwinai_ray.tuning.pipeline_hpo",
     # errors
     "ItwinaiRayError": "itwinai_ray.errors",
     "ConfigurationError": "itwinai_ray.errors",

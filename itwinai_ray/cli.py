@@ -51,6 +51,10 @@ def _configure_exec_pipeline(parser: argparse.ArgumentParser) -> None:
                         help="Hydra-style overrides, same syntax as -o")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved configuration as YAML and exit")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the HPO experiment after a crash or time limit (same "
+                             "as run_config.resume: true): run_config.name, or else the "
+                             "newest experiment of this trainer under storage_path")
 
 
 def _run_exec_pipeline(args: argparse.Namespace) -> int:
@@ -65,11 +69,30 @@ def _run_exec_pipeline(args: argparse.Namespace) -> int:
         return EXIT_OK
     pipeline = load_pipeline(args.config, pipe_key=args.pipe_key, overrides=overrides,
                              steps=args.steps)
+    if getattr(args, "resume", False):
+        _set_resume(pipeline)
     logger.info("Executing pipeline '%s' from %s", args.pipe_key, args.config)
     output = pipeline.execute()
     logger.info("Pipeline '%s' finished", args.pipe_key)
     _report_hpo(output, pipeline, args, overrides)
     return EXIT_OK
+
+
+def _set_resume(pipeline: Any) -> None:
+    """--resume: every HPO step (one with RunSettings) continues its experiment."""
+    import dataclasses
+
+    from .tuning.settings import RunSettings
+
+    steps = [s for s in getattr(pipeline, "steps", []) if isinstance(getattr(s, "run", None),
+                                                                      RunSettings)]
+    if not steps:
+        from .errors import ConfigurationError
+
+        raise ConfigurationError("--resume: the pipeline has no HPO step (RayTorchTrainer) "
+                                 "whose experiment could be resumed.")
+    for step in steps:
+        step.run = dataclasses.replace(step.run, resume=step.run.resume or True)
 
 
 def _report_hpo(output: Any, pipeline: Any, args: argparse.Namespace,
@@ -80,21 +103,12 @@ def _report_hpo(output: Any, pipeline: Any, args: argparse.Namespace,
     results = output[-1] if isinstance(output, tuple) and output else output
     if not isinstance(results, HPOResults):
         return
-    from pathlib import Path
-
-    from rich.console import Console
-
     from .config.loader import load_config
     from .trainer.ray_trainer import RayTorchTrainer
     from .tuning.best_config import write_best_config
 
-    console = Console()
-    if not console.is_terminal:  # logs and pipes: do not squeeze the table into 80 columns
-        console = Console(width=160)
-    results.print_table(console)
+    _print_results(results)
     trainer = next(s for s in pipeline.steps if isinstance(s, RayTorchTrainer))
-    experiment = Path(results.experiment_path or ".")
-    print(f"{results.summary()}\nResults: {experiment / 'results.json'}")
     if not any(r.metric is not None for r in results.rows):
         return
     written = write_best_config(results, load_config(args.config, overrides), args.pipe_key,
@@ -104,6 +118,98 @@ def _report_hpo(output: Any, pipeline: Any, args: argparse.Namespace,
               f"--config {written} --pipe-key {args.pipe_key}")
 
 
+# --------------------------------------------------------------------------- tune
+def _configure_tune(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", required=True, metavar="FILE",
+                        help="YAML file of the pipeline to tune (unchanged)")
+    parser.add_argument("-p", "--pipe-key", default="training_pipeline", metavar="KEY",
+                        help="key of the pipeline in the file (default: %(default)s)")
+    parser.add_argument("--search-space", required=True, metavar="FILE",
+                        help="YAML search space {dotted.path: {type: ..., ...}}, or a file "
+                             "with sections search_space, tune_config, run_config, "
+                             "resources_per_trial, ray_init")
+    parser.add_argument("-s", "--steps", default=None, metavar="SPEC",
+                        help="run only some steps of the pipeline (as exec-pipeline)")
+    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                        dest="overrides_opt", help="override a value of the pipeline file")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="Hydra-style overrides of the pipeline file, same as -o")
+    group = parser.add_argument_group("tune_config / run_config (override the file's)")
+    for flag, kind, text in (
+            ("num-samples", int, "number of trials"),
+            ("metric", str, "metric to optimise (e.g. val_loss)"),
+            ("mode", str, "min or max"),
+            ("search-alg", str, "random, grid, optuna, ..."),
+            ("scheduler", str, "fifo, asha, median, ..."),
+            ("time-budget-s", float, "stop the experiment after this many seconds"),
+            ("name", str, "experiment name (directory under --storage-path)"),
+            ("storage-path", str, "where results go (shared by all nodes on a cluster)")):
+        group.add_argument(f"--{flag}", type=kind, default=None, help=text)
+    group.add_argument("--cpus-per-trial", type=float, default=None)
+    group.add_argument("--gpus-per-trial", type=float, default=None)
+    group.add_argument("--num-cpus", type=int, default=None,
+                       help="logical CPUs of the local Ray (ignored with RAY_ADDRESS)")
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .tuning import pipeline_hpo
+
+    hpo = pipeline_hpo.read_hpo_file(args.search_space)
+    tune_config = dict(hpo.get("tune_config") or {})
+    run_config = dict(hpo.get("run_config") or {})
+    resources = dict(hpo.get("resources_per_trial") or {})
+    ray_init = dict(hpo.get("ray_init") or {})
+    for key in ("num_samples", "metric", "mode", "search_alg", "scheduler", "time_budget_s"):
+        if getattr(args, key) is not None:
+            tune_config[key] = getattr(args, key)
+    for key in ("name", "storage_path"):
+        if getattr(args, key) is not None:
+            run_config[key] = getattr(args, key)
+    if args.cpus_per_trial is not None:
+        resources["cpu"] = args.cpus_per_trial
+    if args.gpus_per_trial is not None:
+        resources["gpu"] = args.gpus_per_trial
+    if args.num_cpus is not None:
+        ray_init["num_cpus"] = args.num_cpus
+    results = pipeline_hpo.tune_pipeline(
+        args.config, pipe_key=args.pipe_key, search_space=hpo["search_space"],
+        tune_config=tune_config, resources_per_trial=resources, run_config=run_config,
+        ray_init=ray_init, overrides=[*args.overrides_opt, *args.overrides], steps=args.steps)
+    _print_results(results)
+    best = Path(results.experiment_path or ".") / "best_config.yaml"
+    if best.is_file():
+        print(f"Best config: {best}\n  re-run it with: itwinai-ray exec-pipeline "
+              f"--config {best} --pipe-key {args.pipe_key}")
+    return EXIT_OK
+
+
+def _print_results(results: Any) -> None:
+    """The ranked trial table and the one-line summary."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: do not squeeze the table into 80 columns
+        console = Console(width=160)
+    results.print_table(console)
+    experiment = Path(results.experiment_path or ".")
+    print(f"{results.summary()}\nResults: {experiment / 'results.json'}")
+
+
+_TUNE_EXAMPLES = """\
+examples:
+  itwinai-ray tune --config pipeline.yaml --search-space space.yaml
+  itwinai-ray tune -c pipeline.yaml --search-space space.yaml --num-samples 8 \\
+      --scheduler asha --metric val_loss --mode min epochs=5
+space.yaml:
+  optim_lr: {type: loguniform, lower: 1.0e-4, upper: 1.0e-1}
+  training_pipeline.init_args.steps.2.init_args.config.batch_size: {type: choice,
+      categories: [32, 64]}
+"""
+
 _EXEC_PIPELINE_EXAMPLES = """\
 examples:
   itwinai-ray exec-pipeline --config config.yaml
@@ -111,6 +217,19 @@ examples:
       -o training_pipeline.init_args.steps.2.init_args.epochs=3 batch_size=64
   itwinai-ray exec-pipeline -c config.yaml +new_key=1 ~unused_key --print-config
 """
+
+def _report_command(name: str) -> Callable[..., Any]:
+    """``results`` / ``mlflow-ui`` live in :mod:`itwinai_ray.report.command` (imported late)."""
+    from .report import command
+
+    return getattr(command, name)
+
+
+def _report_examples() -> str:
+    return ("examples:\n  itwinai-ray results runs/digits-hpo/digits-hpo --plot\n"
+            "  itwinai-ray results runs/digits-hpo/digits-hpo --format json\n"
+            "  itwinai-ray mlflow-ui runs/digits-hpo/digits-hpo --port 5000\n")
+
 
 #: The subcommand table. Add a row (e.g. tune, results, slurm) to add a subcommand.
 COMMANDS: tuple[Command, ...] = (
@@ -122,6 +241,36 @@ COMMANDS: tuple[Command, ...] = (
                     + _EXEC_PIPELINE_EXAMPLES,
         configure=_configure_exec_pipeline,
         run=_run_exec_pipeline,
+    ),
+    Command(
+        name="tune",
+        help="tune an existing pipeline: one trial per sampled config (run_trial path)",
+        description="Tune a pipeline without changing it: each trial builds the pipeline "
+                    "with the trial's values as dotted overrides and executes it (trials are "
+                    "not distributed; use RayTorchTrainer for that). Writes results.json and "
+                    "a ready-to-run best_config.yaml.\n\n" + _TUNE_EXAMPLES,
+        configure=_configure_tune,
+        run=_run_tune,
+    ),
+    Command(
+        name="results",
+        help="ranked trials, best config and plots of an HPO experiment directory",
+        description="Read an HPO experiment (finished, interrupted or running) from its "
+                    "directory storage_path/name: a ranked table (config values, metric, "
+                    "epochs, status), the best values as YAML (and the pipeline with them "
+                    "filled in), --plot PNGs, --format json|csv|markdown for scripts.\n\n"
+                    + _report_examples(),
+        configure=lambda parser: _report_command("configure_results")(parser),
+        run=lambda args: _report_command("run_results")(args),
+    ),
+    Command(
+        name="mlflow-ui",
+        help="start the MLflow UI on 127.0.0.1 for an experiment's MLflow store",
+        description="Start `mlflow ui` on 127.0.0.1 for the MLflow store of an HPO experiment "
+                    "(default: the sqlite store EXPERIMENT_DIR/mlflow.db): one parent run "
+                    "per experiment, one child run per trial.",
+        configure=lambda parser: _report_command("configure_mlflow_ui")(parser),
+        run=lambda args: _report_command("run_mlflow_ui")(args),
     ),
 )
 

@@ -67,15 +67,22 @@ def load_pipeline(path: str | os.PathLike[str], pipe_key: str = DEFAULT_PIPE_KEY
                   overrides: Sequence[str] = (), steps: StepsSpec = None) -> Any:
     """Build the pipeline at ``pipe_key`` in ``path``, keeping only ``steps`` if given."""
     raw = apply_overrides(load_yaml(path), overrides)
-    key = find_pipe_key(raw, pipe_key, source=str(path))
+    return build_pipeline(raw, pipe_key, steps=steps, source=str(path))
+
+
+def build_pipeline(raw: dict[str, Any], pipe_key: str = DEFAULT_PIPE_KEY,
+                   steps: StepsSpec = None, source: str = "the configuration") -> Any:
+    """Build the pipeline at ``pipe_key`` of an already loaded (unresolved) config."""
+    key = find_pipe_key(raw, pipe_key, source=source)
     node = resolve(raw, key)
     if steps is not None:
         node = select_steps(node, steps, pipe_key)
     pipeline = instantiate(node, location=pipe_key)
     if not callable(getattr(pipeline, "execute", None)):
         raise ConfigurationError(
-            f"'{pipe_key}' in {path} built a {type(pipeline).__name__}, which has no execute() "
-            "method; point --pipe-key at a pipeline (class_path or _target_ of a Pipeline).")
+            f"'{pipe_key}' in {source} built a {type(pipeline).__name__}, which has no "
+            "execute() method; point --pipe-key at a pipeline (class_path or _target_ of a "
+            "Pipeline).")
     return pipeline
 
 

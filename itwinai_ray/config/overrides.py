@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,27 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
     for text in overrides:
         _apply(result, parse_override(text))
     return result
+
+
+def apply_values(cfg: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``cfg`` with existing dotted paths set to Python values (no YAML parsing)."""
+    result = copy.deepcopy(cfg)
+    for key, value in values.items():
+        path = tuple(s for s in re.sub(r"\[(-?\d+)\]", r".\1", str(key)).split(".") if s)
+        _apply(result, Override(text=f"{key}={value!r}", kind=_SET, path=path, value=value))
+    return result
+
+
+def value_paths(cfg: Any, prefix: str = "") -> list[str]:
+    """Every dotted path of ``cfg`` (mappings and lists), parents before children."""
+    items = (cfg.items() if isinstance(cfg, Mapping)
+             else enumerate(cfg) if isinstance(cfg, list) else ())
+    paths: list[str] = []
+    for key, value in items:
+        path = f"{prefix}{key}"
+        paths.append(path)
+        paths.extend(value_paths(value, f"{path}."))
+    return paths
 
 
 def _apply(cfg: dict[str, Any], ov: Override) -> None:

@@ -29,7 +29,8 @@ import time
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..tuning import algorithms, search_space
+from ..tuning import search_space
+from ..tuning.experiment import plan_search
 from ..tuning.results import HPOResults
 from ..tuning.settings import RunSettings, ScalingSettings, TuneSettings, pick
 from ..tuning.trial import attribute_keys, config_keys, run_trainer_in_worker
@@ -116,18 +117,11 @@ class RayTorchTrainer(TorchTrainer):
         in_config, as_attr = config_keys(target), attribute_keys(target)
         search_space.validate_keys(space, in_config | as_attr, type(target).__name__)
         self._check_values(target, space)
-        metric = algorithms.resolve_metric(self.tune.metric, self.tune.scheduler)
-        mode = algorithms.resolve_mode(self.tune.mode, self.tune.scheduler)
-        algorithms.check_metric_mode(metric, mode)
-        if not isinstance(metric, str) or not isinstance(mode, str):
-            raise ConfigurationError(
-                f"tune_config.metric={metric!r} / mode={mode!r}: multi-objective tuning is not "
-                f"supported by RayTorchTrainer yet. Give one metric and one mode."
-            )
-        searcher, space = algorithms.build_searcher(self.tune.search_alg, metric, mode, space)
-        scheduler = algorithms.build_scheduler(self.tune.scheduler, metric, mode,
-                                               max_t=target.epochs)
         name = self.run.name or f"{type(target).__name__}_{time.strftime('%Y%m%d-%H%M%S')}"
+        plan = plan_search(space, self.tune, name=name, max_epochs=target.epochs,
+                           who="RayTorchTrainer")
+        space, metric, mode = plan.space, plan.metric, plan.mode
+        searcher, scheduler = plan.searcher, plan.scheduler
         return {"space": space, "metric": metric, "mode": mode, "searcher": searcher,
                 "scheduler": scheduler, "name": name, "config_keys": in_config}
 

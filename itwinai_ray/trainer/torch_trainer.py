@@ -25,7 +25,7 @@ from ..config.training import TrainingConfiguration
 from ..distributed import Strategy, get_strategy
 from ..errors import ConfigurationError
 from . import factories
-from .checkpoint import apply_changed_hparams, load_checkpoint, save_checkpoint
+from .checkpoint import apply_changed_hparams
 from .metrics import MetricTracker
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,10 @@ class TorchTrainer(Trainer):
         if self._uses_builtin_factories():
             factories.validate_names(self.config, self.epochs)
         self._reset_run_state()
+        if self.reporter is None:  # inside a Ray Tune trial (run_trial path): report to Tune
+            from ..tuning.trial import attach_to_tune_session
+
+            attach_to_tune_session(self)
         status = "FAILED"
         self._seed()
         self.strategy.init()
@@ -376,21 +380,18 @@ class TorchTrainer(Trainer):
 
     def save_checkpoint(self, directory: str | Path, epoch: int,
                         metrics: dict[str, float] | None = None) -> Path:
-        """Write a checkpoint from the main worker; every rank waits for it."""
-        path = Path(directory)
-        if self.strategy.is_main_worker():
-            save_checkpoint(
-                path, self.strategy.unwrap(self.model), self.optimizer, self.lr_scheduler,
-                state={"epoch": epoch, "best_value": self.best_value, "metrics": metrics or {}},
-                config=self.config.model_dump(),
-            )
-        self.strategy.barrier()
-        return path
+        """Write a checkpoint through the strategy (the main worker, or every rank's shard for
+        DeepSpeed); every rank waits for it."""
+        return self.strategy.save_checkpoint(
+            directory, self.model, self.optimizer, self.lr_scheduler,
+            state={"epoch": epoch, "best_value": self.best_value, "metrics": metrics or {}},
+            config=self.config.model_dump(),
+        )
 
     def load_checkpoint(self, directory: str | Path) -> dict[str, Any]:
         """Restore model, optimizer, scheduler and the epoch counter from a checkpoint."""
-        state = load_checkpoint(directory, self.strategy.unwrap(self.model), self.optimizer,
-                                self.lr_scheduler, map_location=self.strategy.device())
+        state = self.strategy.load_checkpoint(directory, self.model, self.optimizer,
+                                              self.lr_scheduler)
         for key, old, new in apply_changed_hparams(directory, self.config.model_dump(),
                                                    self.optimizer, self.lr_scheduler):
             log.info("Resume: %s changed from %s to %s", key, old, new)

@@ -21,6 +21,8 @@ class WorkerContext:
         trial_dir: the trial's directory (results, logs).
         resume_checkpoint_dir: checkpoint to resume from (after a retry, a restore or a PBT
             exploit), or ``None`` for a fresh start.
+        required_metrics: the metrics the tuner ranks trials by; a report without them fails
+            the trial with a message naming them (instead of a silent success).
     """
 
     world_size: int
@@ -32,6 +34,7 @@ class WorkerContext:
     trial_dir: str
     resume_checkpoint_dir: str | None
     _report_fn: Callable[[dict[str, Any], str | None], None] = field(repr=False, compare=False)
+    required_metrics: tuple[str, ...] = ()
 
     @property
     def is_main(self) -> bool:

@@ -21,6 +21,7 @@ import torch
 
 from ..config.training import TrainingConfiguration
 from ..distributed import get_strategy
+from ..errors import ConfigurationError
 from ..trainer.torch_trainer import TorchTrainer
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,13 @@ class TrialReporter:
 
     def _payload(self, metrics: Mapping[str, Any], epoch: int | None) -> dict[str, Any]:
         out = {k: v for k, v in metrics.items() if isinstance(v, (int, float, bool))}
+        missing = [m for m in getattr(self.ctx, "required_metrics", ()) if m not in out]
+        if missing:
+            raise ConfigurationError(
+                f"The trainer reported {sorted(out) or 'no numeric metrics'}, but not the tuned "
+                f"metric {', '.join(repr(m) for m in missing)}. Set tune_config.metric to one "
+                f"of the reported keys, or make the trainer report it (val_* metrics need a "
+                f"validation dataset).")
         if epoch is not None:
             out["epoch"] = epoch + 1
         out["world_size"] = self.ctx.world_size
@@ -90,7 +98,10 @@ class TrialReporter:
         if (epoch + 1) % self.checkpoint_frequency and not last:
             self.ctx.report(self._payload(metrics, epoch), None)
             return
-        tmp = Path(tempfile.mkdtemp(prefix="itwinai-ray-ckpt-")) if self.ctx.is_main else None
+        # Rank 0 writes the checkpoint; a sharded one (DeepSpeed) has every rank write its part
+        # into its own directory, and the tuner merges the parts into one checkpoint.
+        writes = self.ctx.is_main or trainer.strategy.checkpoint_on_all_ranks
+        tmp = Path(tempfile.mkdtemp(prefix="itwinai-ray-ckpt-")) if writes else None
         try:
             target = (tmp / CHECKPOINT_DIRNAME) if tmp else Path(CHECKPOINT_DIRNAME)
             trainer.save_checkpoint(target, epoch, metrics)  # rank 0 writes, all wait
@@ -126,26 +137,55 @@ def lifecycle_of(trainer: TorchTrainer) -> Callable[..., Any]:
     return TorchTrainer.execute if isinstance(trainer, RayTorchTrainer) else type(trainer).execute
 
 
+def attach_to_trial(trainer: TorchTrainer, ctx: Any, checkpoint_frequency: int = 1) -> None:
+    """Make ``trainer`` one worker of a tuning trial (in place).
+
+    The strategy follows the trial (DDP over the trial's process group when it has several
+    workers, none otherwise); checkpoints go to the tuner through a :class:`TrialReporter`,
+    not to a local directory; a trial resumed by the tuner (retry, restore, PBT) starts from
+    its checkpoint.
+    """
+    if ctx.world_size > 1:
+        if trainer.strategy.name == "none":
+            trainer.strategy = get_strategy("ddp")  # adopts Ray Train's process group
+    elif trainer.strategy.name != "none":
+        trainer.strategy = get_strategy("none")
+    trainer.save_best = False
+    trainer.checkpoint_every = None
+    trainer.checkpoints_location = Path(tempfile.gettempdir()) / "itwinai-ray-unused"
+    resume = ctx.resume_checkpoint_dir
+    # Trainers that checkpoint themselves (ray_report(checkpoint_dir=...)) read this one.
+    trainer.ray_checkpoint_dir = resume
+    if resume and (Path(resume) / "model.pt").is_file():
+        trainer.resume_from_checkpoint = resume
+    trainer.reporter = TrialReporter(ctx, checkpoint_frequency)
+
+
+def attach_to_tune_session(trainer: TorchTrainer) -> bool:
+    """Inside a Ray Tune trial (the run_trial path): report to it. Returns True if attached.
+
+    Called by :class:`TorchTrainer` when no reporter is set; outside a Tune trial it does
+    nothing, so a trainer behaves the same with or without Tune around it.
+    """
+    import sys
+
+    if "ray" not in sys.modules:  # no Ray imported: certainly not in a Tune trial
+        return False
+    from . import ray_backend
+
+    ctx = ray_backend.tune_trial_context()
+    if ctx is None:
+        return False
+    attach_to_trial(trainer, ctx)
+    return True
+
+
 def run_trainer_in_worker(config: dict[str, Any], ctx: Any, *, trainer: TorchTrainer,
                           datasets: Iterable[Any], checkpoint_frequency: int = 1) -> None:
     """``worker_fn`` for the Ray backend: one worker of one trial."""
     worker_trainer = copy.deepcopy(trainer)
     apply_trial_values(worker_trainer, config)
-    if ctx.world_size > 1:
-        if worker_trainer.strategy.name == "none":
-            worker_trainer.strategy = get_strategy("ddp")  # adopts Ray Train's process group
-    elif worker_trainer.strategy.name != "none":
-        worker_trainer.strategy = get_strategy("none")
-    # Checkpoints go to the tuner through the reporter, not to a local directory.
-    worker_trainer.save_best = False
-    worker_trainer.checkpoint_every = None
-    worker_trainer.checkpoints_location = Path(tempfile.gettempdir()) / "itwinai-ray-unused"
-    resume = ctx.resume_checkpoint_dir
-    # Trainers that checkpoint themselves (ray_report(checkpoint_dir=...)) read this one.
-    worker_trainer.ray_checkpoint_dir = resume
-    if resume and (Path(resume) / "model.pt").is_file():
-        worker_trainer.resume_from_checkpoint = resume
-    worker_trainer.reporter = TrialReporter(ctx, checkpoint_frequency)
+    attach_to_trial(worker_trainer, ctx, checkpoint_frequency)
     if isinstance(worker_trainer.config, TrainingConfiguration) and ctx.is_main:
         log.info("Trial %s: %s", ctx.trial_id, dict(config))
     lifecycle_of(worker_trainer)(worker_trainer, *datasets)
