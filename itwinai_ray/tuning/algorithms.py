@@ -194,13 +194,14 @@ def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any
             raise ConfigurationError(
                 f"The {what} {name!r} has no argument {key!r}.{_close(key, accepted)} "
                 f"Accepted: {', '.join(accepted)}.")
-    if alg and alg.prepare:
-        kwargs = alg.prepare(kwargs, BuildContext(str(name), metric, mode, space or {}, max_t))
-    if alg and alg.check:
-        defaults = {p: params[p].default for p in accepted
-                    if params[p].default is not inspect.Parameter.empty}
-        alg.check(str(name), {**defaults, **kwargs})
-    try:
+    try:  # a wrongly typed value (None, a string) fails in prepare/check/cls: name it
+        if alg and alg.prepare:
+            kwargs = alg.prepare(kwargs, BuildContext(str(name), metric, mode, space or {},
+                                                      max_t))
+        if alg and alg.check:
+            defaults = {p: params[p].default for p in accepted
+                        if params[p].default is not inspect.Parameter.empty}
+            alg.check(str(name), {**defaults, **kwargs})
         return cls(**kwargs), str(name), alg, max_concurrent
     except (AssertionError, ValueError, TypeError, RuntimeError) as err:
         raise ConfigurationError(f"Cannot build the {what} {name!r} with {kwargs}: {err}") from err

@@ -42,8 +42,11 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
     Raises :class:`ItwinaiRayError` when every trial failed.
     """
     from . import ray_backend
+    from .storage import check_storage
 
     storage = run.resolved_storage_path()
+    check_storage(storage, run.min_free_disk_gb)  # before Ray starts
+    name, resume = resume_target(storage, plan.name, run)
     started = ray_backend.ensure_ray(**dict(ray_init or {}))
     try:
         grid = ray_backend.run_experiment(
@@ -54,19 +57,35 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
             search_alg=plan.searcher, scheduler=plan.scheduler,
             max_concurrent_trials=tune.max_concurrent_trials,
             time_budget_s=tune.time_budget_s,
-            storage_path=storage, name=plan.name,
+            storage_path=storage, name=name,
             checkpoint_num_to_keep=run.checkpoint_num_to_keep,
-            max_failures=run.max_failures)
+            max_failures=run.max_failures, resume=resume, fail_fast=run.fail_fast,
+            worker_max_failures=run.worker_max_failures, stop=tune.stop)
     finally:
         if started:
             ray_backend.shutdown()
     results = HPOResults.from_result_grid(
         grid, plan.metric, plan.mode, list(plan.space), max_epochs=plan.max_epochs,
-        experiment_path=f"{storage}/{plan.name}")
+        experiment_path=f"{storage}/{name}")
     write_results(results)
     check_any_succeeded(results)
     log.info("%s", results.summary())
     return results
+
+
+def resume_target(storage: str, planned_name: str, run: RunSettings) -> tuple[str, bool]:
+    """(experiment name, resume?) for ``run.resume`` (see ``experiment_to_resume``).
+
+    Without ``run.name`` the planned name is ``<prefix>_<timestamp>``: the newest experiment
+    with that prefix is resumed.
+    """
+    if not run.resume:
+        return planned_name, False
+    from .ray_backend import experiment_to_resume
+
+    prefix = "" if run.name else planned_name.rsplit("_", 1)[0] + "_"
+    found = experiment_to_resume(storage, run.name, prefix, required=run.resume is True)
+    return (found, True) if found else (planned_name, False)
 
 
 def write_results(results: HPOResults) -> None:

@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from itwinai_ray.errors import ConfigurationError
-from itwinai_ray.tuning import _ray_callbacks
+from itwinai_ray.tuning import _ray_callbacks, _ray_security
 from itwinai_ray.tuning import resources as res
-from itwinai_ray.tuning.storage import check_shared_storage
 from itwinai_ray.tuning.context import WorkerContext, WorkerFn
+from itwinai_ray.tuning.storage import check_shared_storage
 
 if TYPE_CHECKING:  # pragma: no cover
     from ray.tune import ResultGrid
@@ -65,6 +65,11 @@ def ensure_ray(
     instance is started (never ``address="auto"``, which may join another user's cluster).
     This is the only ``ray.init`` in itwinai_ray.
 
+    A local instance is secured for shared nodes (:mod:`._ray_security`): token auth
+    (``RAY_AUTH_MODE=token`` unless the environment sets it to ``disabled``) with a token
+    file readable only by the user, the dashboard bound to 127.0.0.1, and Ray's session
+    files under a fresh directory of mode 0700.
+
     Returns:
         True when this call started Ray, so the caller knows to ``ray.shutdown()`` it.
     """
@@ -76,16 +81,23 @@ def ensure_ray(
     if address:
         ray.init(address=address)
         return False
-    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
-             include_dashboard=include_dashboard)
+    temp_dir = _ray_security.secure_local_start()
+    try:
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
+                 include_dashboard=include_dashboard, dashboard_host="127.0.0.1",
+                 _temp_dir=temp_dir)
+    except BaseException:
+        _ray_security.remove_temp_dir()
+        raise
     return True
 
 
 def shutdown() -> None:
-    """Stop the Ray instance that :func:`ensure_ray` started."""
+    """Stop the Ray instance that :func:`ensure_ray` started (and remove its session files)."""
     import ray
 
     ray.shutdown()
+    _ray_security.remove_temp_dir()
 
 
 def cluster_capacity() -> dict[str, float]:
@@ -119,6 +131,8 @@ class _TrialSpec:
     trial_config_base: dict[str, Any]
     train_checkpoints_to_keep: int | None
     registry: tuple[str, str | None] | None = None  # (actor name, namespace)
+    #: Train restarts of the worker group (from its last checkpoint) before the trial fails.
+    worker_max_failures: int = 0
 
 
 # ----------------------------------------------------------------------------------------
@@ -175,11 +189,14 @@ def _build_trainer(config: dict[str, Any], spec: _TrialSpec, trial_id: str, tria
             callbacks=[forward_cls(reports)],
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=spec.train_checkpoints_to_keep),
-            # A training error is not retried by Train: Tune's max_failures decides. A worker
-            # group that cannot start (each attempt waits RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S)
-            # would be retried forever with the default controller_failure_limit=-1.
+            # A worker error or death restarts the group in place from Train's latest
+            # checkpoint worker_max_failures times; then the trial fails and Tune's
+            # max_failures decides. A worker group that cannot start (each attempt waits
+            # RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S) would be retried forever with the
+            # default controller_failure_limit=-1.
             failure_config=ray.train.FailureConfig(
-                max_failures=0, controller_failure_limit=_CONTROLLER_FAILURE_LIMIT)),
+                max_failures=spec.worker_max_failures,
+                controller_failure_limit=_CONTROLLER_FAILURE_LIMIT)),
     )
 
 
@@ -276,6 +293,7 @@ def make_trainable(
     checkpoint_num_to_keep: int | None = None,
     trial_config_base: Mapping[str, Any] | None = None,
     registry: tuple[str, str | None] | None = None,
+    worker_max_failures: int = 0,
 ) -> Any:
     """Build the Tune trainable (with its resources). Reuse it for ``Tuner.restore``.
 
@@ -297,6 +315,7 @@ def make_trainable(
         train_checkpoints_to_keep=(None if checkpoint_num_to_keep is None
                                    else checkpoint_num_to_keep + 2),
         registry=registry,
+        worker_max_failures=worker_max_failures,
     )
     if num_workers == 1:
         bundle = dict(per_worker)
@@ -325,6 +344,10 @@ def run_experiment(
     max_failures: int = 0,
     time_budget_s: float | None = None,
     trial_config_base: dict[str, Any] | None = None,
+    resume: bool = False,
+    fail_fast: bool = False,
+    worker_max_failures: int = 0,
+    stop: Mapping[str, float] | None = None,
 ) -> ResultGrid:
     """Run an HPO experiment: ``num_samples`` trials of ``worker_fn`` on ``num_workers`` each.
 
@@ -343,9 +366,18 @@ def run_experiment(
         checkpoint_num_to_keep: best checkpoints kept per trial (by ``metric``); None = all.
         max_failures: retries of a failed trial, resumed from its last checkpoint.
         time_budget_s: stop the whole experiment after this many seconds (results so far kept).
+        resume: continue the experiment ``storage_path/name`` (after a crash or a time
+            limit) with ``Tuner.restore(resume_errored=True)``: finished trials are kept,
+            unfinished and errored ones resume from their last checkpoint, the searcher and
+            ``num_samples`` come from the saved state. See :func:`experiment_to_resume`.
+        fail_fast: stop the experiment at the first trial error (results so far kept).
+        worker_max_failures: in-place restarts of a trial's worker group (num_workers >= 2)
+            from its last checkpoint after a worker error or death, before the trial fails.
+        stop: per-trial stop conditions ``{key: threshold}`` (see :class:`StopWhen`).
 
     Raises:
         ResourceError: before any trial starts, when one trial cannot fit the cluster.
+        ConfigurationError: ``resume`` and nothing to resume at ``storage_path/name``.
     """
     import ray.tune
 
@@ -353,6 +385,9 @@ def run_experiment(
         raise ConfigurationError(f"mode is {mode!r}, but must be 'min' or 'max'.")
     if num_samples < 1:
         raise ConfigurationError(f"num_samples is {num_samples}, but must be >= 1.")
+    experiment_dir = os.path.join(os.path.abspath(storage_path), name)
+    if resume and not _can_restore(experiment_dir):
+        raise ConfigurationError(_nothing_to_resume(experiment_dir))
     need = res.trial_need(num_workers, resources_per_worker, use_gpu)
     capacity = cluster_capacity()
     res.check_feasible(need, capacity, num_workers=num_workers,
@@ -374,9 +409,10 @@ def run_experiment(
             worker_fn, num_workers=num_workers, use_gpu=use_gpu,
             resources_per_worker=resources_per_worker, storage_path=storage_path, name=name,
             checkpoint_num_to_keep=checkpoint_num_to_keep, trial_config_base=trial_config_base,
-            registry=registry)
+            registry=registry, worker_max_failures=worker_max_failures)
         scheduler_has_metric = getattr(scheduler, "_metric", None) is not None
-        tuner = ray.tune.Tuner(
+        make_tuner = _restorer(experiment_dir) if resume else ray.tune.Tuner
+        tuner = make_tuner(
             trainable,
             param_space=param_space,
             tune_config=ray.tune.TuneConfig(
@@ -391,7 +427,9 @@ def run_experiment(
             run_config=ray.tune.RunConfig(
                 name=name, storage_path=os.path.abspath(storage_path),
                 callbacks=[release_cls(*registry)],
-                failure_config=ray.tune.FailureConfig(max_failures=max_failures),
+                failure_config=ray.tune.FailureConfig(max_failures=max_failures,
+                                                      fail_fast=fail_fast),
+                stop=StopWhen.build(stop, metric, mode),
                 checkpoint_config=ray.tune.CheckpointConfig(
                     num_to_keep=checkpoint_num_to_keep,
                     checkpoint_score_attribute=metric if checkpoint_num_to_keep else None,
@@ -404,5 +442,116 @@ def run_experiment(
         ray.kill(registry_actor, no_restart=True)
 
 
-__all__ = ["WorkerContext", "cluster_capacity", "ensure_ray", "make_trainable",
-           "node_capacities", "run_experiment", "shutdown"]
+# ----------------------------------------------------------------------------------------
+# Resume and stop conditions
+# ----------------------------------------------------------------------------------------
+def _can_restore(experiment_dir: str) -> bool:
+    from ray.tune import Tuner
+
+    return os.path.isdir(experiment_dir) and Tuner.can_restore(experiment_dir)
+
+
+def _nothing_to_resume(what: str) -> str:
+    return (f"Nothing to resume: {what} holds no saved experiment state (tuner.pkl). Run "
+            f"once without resume to start it, use resume: auto (continue if it exists, else "
+            f"start), or check run_config.storage_path and run_config.name.")
+
+
+def experiment_to_resume(storage_path: str, name: str | None, prefix: str,
+                         required: bool = True) -> str | None:
+    """The experiment name to resume under ``storage_path``.
+
+    The rule: with a ``name`` (``run_config.name``), that experiment. Without one, the
+    newest experiment whose directory name starts with ``prefix`` (automatic names are
+    ``<prefix><YYYYmmdd-HHMMSS>``, so the newest sorts last) and that Tune can restore.
+
+    Returns:
+        The name, or None when there is nothing to resume and ``required`` is False.
+
+    Raises:
+        ConfigurationError: nothing to resume and ``required``.
+    """
+    root = os.path.abspath(storage_path)
+    if name:
+        if _can_restore(os.path.join(root, name)):
+            return name
+        what = os.path.join(root, name)
+    else:
+        found = sorted(d for d in (os.listdir(root) if os.path.isdir(root) else [])
+                       if d.startswith(prefix) and _can_restore(os.path.join(root, d)))
+        if found:
+            return found[-1]
+        what = f"{root} (no experiment named {prefix}*; or give run_config.name)"
+    if required:
+        raise ConfigurationError(_nothing_to_resume(what))
+    return None
+
+
+def _restorer(experiment_dir: str) -> Any:
+    """A drop-in for ``ray.tune.Tuner(...)`` that continues the experiment in that directory.
+
+    ``Tuner.restore`` brings back the saved tune config (searcher state, ``num_samples``)
+    and the saved run config; this run's callbacks (resource registry, progress, MLflow),
+    failure config and stop conditions replace the saved ones, which belong to the dead
+    driver.
+    """
+
+    def restore(trainable: Any, *, param_space: dict[str, Any], tune_config: Any,
+                run_config: Any) -> Any:
+        from ray.tune import Tuner
+
+        logger.info("Resuming the experiment %s.", experiment_dir)
+        tuner = Tuner.restore(experiment_dir, trainable=trainable, resume_errored=True,
+                              param_space=param_space)
+        saved = tuner._local_tuner.get_run_config()  # Ray has no public setter for these
+        saved.callbacks = run_config.callbacks
+        saved.failure_config = run_config.failure_config
+        saved.stop = run_config.stop
+        return tuner
+
+    return restore
+
+
+@dataclass(frozen=True)
+class StopWhen:
+    """Per-trial stop conditions (a picklable Tune ``stop`` callable).
+
+    A trial stops when one condition holds: for the tuned ``metric`` when it reaches its
+    threshold in the direction of ``mode`` (``<=`` for min, ``>=`` for max), for every other
+    key (``training_iteration``, ``time_total_s``, an accuracy) when ``>=`` its threshold.
+    """
+
+    conditions: tuple[tuple[str, float], ...]
+    metric: str
+    mode: str
+
+    @classmethod
+    def build(cls, stop: Mapping[str, float] | None, metric: Any, mode: Any) -> StopWhen | None:
+        if not stop:
+            return None
+        return cls(tuple((str(k), float(v)) for k, v in stop.items()),
+                   metric if isinstance(metric, str) else "", str(mode))
+
+    @staticmethod
+    def reported_keys(stop: Mapping[str, float] | None) -> tuple[str, ...]:
+        """Stop keys the trainer must report (not the ones Tune adds to every result)."""
+        from ray.tune.result import AUTO_RESULT_KEYS
+
+        return tuple(k for k in (stop or {}) if k not in AUTO_RESULT_KEYS)
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        for key, threshold in self.conditions:
+            value = result.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if key == self.metric and self.mode == "min":
+                if value <= threshold:
+                    return True
+            elif value >= threshold:
+                return True
+        return False
+
+
+__all__ = ["StopWhen", "WorkerContext", "cluster_capacity", "ensure_ray",
+           "experiment_to_resume", "make_trainable", "node_capacities", "run_experiment",
+           "shutdown"]

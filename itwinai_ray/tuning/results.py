@@ -32,7 +32,8 @@ class TrialRow:
     checkpoint: str | None
     path: str | None
     metrics: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
+    error: str | None = None  # "ExceptionType: message" (one line)
+    traceback: str | None = None  # the trial's full error text, with the remote traceback
 
 
 def _finite(value: Any) -> float | None:
@@ -76,8 +77,8 @@ class HPOResults:
                 metric=_finite(metrics.get(metric)), epochs=epochs, status=status,
                 checkpoint=getattr(ckpt, "path", None), path=str(result.path),
                 metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
-                error=None if result.error is None else f"{type(result.error).__name__}: "
-                                                          f"{result.error}"[:500],
+                error=None if result.error is None else _error_line(result.error),
+                traceback=None if result.error is None else _error_text(result),
             ))
         results = cls(metric=metric, mode=mode, rows=rows, experiment_path=experiment_path,
                       max_epochs=max_epochs)
@@ -126,7 +127,9 @@ class HPOResults:
         scored = [r for r in self.ranked() if r.metric is not None]
         best = (f"best {self.metric}={scored[0].metric:.4g}" if scored
                 else f"no trial reported a finite {self.metric}")
-        return f"{len(self.rows)} trials ({text}); {best}"
+        errored = [f"\n  errored: {r.trial_id}: {r.error} (logs: {r.path})"
+                   for r in self.rows if r.status == "error"]
+        return f"{len(self.rows)} trials ({text}); {best}{''.join(errored)}"
 
     def print_table(self, console: Any = None) -> None:
         """A ranked table of trials (rich), best first."""
@@ -149,7 +152,29 @@ class HPOResults:
         scored = [r for r in self.ranked() if r.metric is not None]
         return json.dumps({"metric": self.metric, "mode": self.mode,
                            "best": scored[0].__dict__ if scored else None,
-                           "trials": self.table()}, indent=2, default=str)
+                           "trials": self.table(),
+                           "errors": [{"trial_id": r.trial_id, "error": r.error,
+                                       "traceback": r.traceback, "path": r.path}
+                                      for r in self.rows if r.status == "error"]},
+                          indent=2, default=str)
+
+
+def _error_line(error: BaseException) -> str:
+    """``Type: message`` of a trial error, unwrapped from Ray's task error, on one line."""
+    cause = getattr(error, "cause", None)  # RayTaskError keeps the user's exception
+    exc = cause if isinstance(cause, BaseException) else error
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}"[:500]
+
+
+def _error_text(result: Any, limit: int = 20_000) -> str:
+    """The trial's full error text: Tune's ``error.txt`` if there, else the exception."""
+    path = Path(str(getattr(result, "path", "") or "")) / "error.txt"
+    try:
+        text = path.read_text()
+    except OSError:
+        text = str(result.error)
+    return text[-limit:]
 
 
 def _fmt(value: Any) -> str:

@@ -89,6 +89,8 @@ class TuneSettings:
     scheduler: Any = None
     max_concurrent_trials: int | None = None
     time_budget_s: float | None = None
+    #: Per-trial stop conditions ``{key: threshold}``; see :func:`check_stop`.
+    stop: dict[str, float] | None = None
 
     @classmethod
     def from_any(cls, value: Any) -> TuneSettings:
@@ -106,6 +108,13 @@ class TuneSettings:
                 f"tune_config.max_concurrent_trials is {settings.max_concurrent_trials}, "
                 f"but must be >= 1 or null (derived from the cluster's capacity)."
             )
+        if settings.time_budget_s is not None and (
+                not _is_number(settings.time_budget_s) or settings.time_budget_s <= 0):
+            raise ConfigurationError(
+                f"tune_config.time_budget_s is {settings.time_budget_s!r}, but must be a "
+                f"number of seconds > 0 or null (no limit)."
+            )
+        check_stop(settings.stop)
         return settings
 
 
@@ -117,12 +126,25 @@ class RunSettings:
     storage_path: str = "ray_results"
     checkpoint_frequency: int = 1
     checkpoint_num_to_keep: int | None = None
+    #: Tune retries of a failed trial (any error, or its process lost), each resumed from
+    #: the trial's last checkpoint.
     max_failures: int = 0
+    #: Train restarts of a trial's worker group (num_workers >= 2) from its last checkpoint,
+    #: in place, before the trial counts as failed (then max_failures applies).
+    worker_max_failures: int = 0
+    #: Stop the whole experiment at the first trial error (results so far are written).
+    fail_fast: bool = False
+    #: Continue the experiment ``storage_path/name`` after a crash: True (it must exist),
+    #: "auto" (continue it if it exists, else start it) or False.
+    resume: bool | str = False
+    #: Free space (GiB) that storage_path must have at the start.
+    min_free_disk_gb: float = 1.0
 
     @classmethod
     def from_any(cls, value: Any) -> RunSettings:
         names = ("name", "storage_path", "checkpoint_frequency", "checkpoint_num_to_keep",
-                 "max_failures")
+                 "max_failures", "worker_max_failures", "fail_fast", "resume",
+                 "min_free_disk_gb")
         data = _as_mapping(value, "run_config", names)
         # Ray RunConfig objects carry nested configs: flatten the parts we use.
         ckpt = data.pop("checkpoint_config", None)
@@ -134,10 +156,27 @@ class RunSettings:
         failure = data.pop("failure_config", None)
         if failure is not None:
             data.setdefault("max_failures", getattr(failure, "max_failures", 0))
+            data.setdefault("fail_fast", bool(getattr(failure, "fail_fast", False)))
         data.pop("time_budget_s", None)
         _check_keys(data, names, "run_config")
         data = {k: v for k, v in data.items() if v is not None or k == "name"}
         settings = cls(**data)
+        if not isinstance(settings.storage_path, str) or not settings.storage_path.strip():
+            raise ConfigurationError(
+                f"run_config.storage_path is {settings.storage_path!r}, but must be a "
+                f"directory path (shared by all nodes on a multi-node cluster)."
+            )
+        if settings.name is not None and (
+                not isinstance(settings.name, str) or not settings.name.strip()
+                or "/" in settings.name or settings.name in (".", "..")):
+            raise ConfigurationError(
+                f"run_config.name is {settings.name!r}, but must be a directory name (no '/') "
+                f"or null (an automatic <trainer>_<timestamp> name)."
+            )
+        for key in ("checkpoint_frequency", "checkpoint_num_to_keep"):
+            value = getattr(settings, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigurationError(f"run_config.{key} is {value!r}, but must be an integer.")
         if settings.checkpoint_frequency < 1:
             raise ConfigurationError(
                 f"run_config.checkpoint_frequency is {settings.checkpoint_frequency}, but must "
@@ -148,11 +187,67 @@ class RunSettings:
                 f"run_config.checkpoint_num_to_keep is {settings.checkpoint_num_to_keep}, but "
                 f"must be >= 1 or null (keep all)."
             )
+        for key in ("max_failures", "worker_max_failures"):
+            value = getattr(settings, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+                raise ConfigurationError(
+                    f"run_config.{key} is {value!r}, but must be an integer >= 0 (retries), "
+                    f"or -1 (retry forever)."
+                )
+        if settings.resume not in (True, False, "auto"):
+            raise ConfigurationError(
+                f"run_config.resume is {settings.resume!r}, but must be true (continue the "
+                f"experiment run_config.name after a crash), 'auto' (continue it if it exists) "
+                f"or false."
+            )
+        if not isinstance(settings.fail_fast, bool):
+            raise ConfigurationError(
+                f"run_config.fail_fast is {settings.fail_fast!r}, but must be true or false."
+            )
+        if settings.fail_fast and settings.max_failures:
+            raise ConfigurationError(
+                f"run_config.fail_fast: true stops at the first trial error, so it cannot be "
+                f"combined with max_failures={settings.max_failures} (retries): remove one."
+            )
+        if not _is_number(settings.min_free_disk_gb) or settings.min_free_disk_gb < 0:
+            raise ConfigurationError(
+                f"run_config.min_free_disk_gb is {settings.min_free_disk_gb!r}, but must be a "
+                f"number >= 0."
+            )
         return settings
 
     def resolved_storage_path(self) -> str:
         """Absolute storage path (Ray requires one; relative paths are from the cwd)."""
         return os.path.abspath(os.path.expanduser(self.storage_path))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        value == value and value not in (float("inf"), float("-inf")))
+
+
+def check_stop(stop: Any) -> None:
+    """Per-trial stop conditions: ``{key: threshold}`` with numeric thresholds.
+
+    A trial stops as soon as one condition holds. For the tuned ``metric`` the condition is
+    "reached the threshold in the direction of ``mode``" (``<=`` for min, ``>=`` for max);
+    for every other key (``training_iteration``, ``time_total_s``, an accuracy...) it is
+    ``>=``, as in Ray Tune.
+    """
+    if stop is None:
+        return
+    if not isinstance(stop, Mapping) or not stop:
+        raise ConfigurationError(
+            f"tune_config.stop is {stop!r}, but must be a non-empty mapping of a reported "
+            f"key to a threshold, e.g. {{val_loss: 0.1}} or {{training_iteration: 5}}."
+        )
+    for key, value in stop.items():
+        if not isinstance(key, str) or not key:
+            raise ConfigurationError(f"tune_config.stop has the key {key!r}: give a metric name.")
+        if not _is_number(value):
+            raise ConfigurationError(
+                f"tune_config.stop.{key} is {value!r}, but must be a finite number."
+            )
 
 
 def pick(new: Any, legacy: Any, new_name: str, legacy_name: str) -> Any:

@@ -35,17 +35,22 @@ def check_storage(path: str | os.PathLike[str],
         ConfigurationError: the path cannot be created or written.
         ResourceError: less than ``min_free_gb`` GiB are free on its filesystem.
     """
-    target = Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+    try:
+        target = Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+        if "\x00" in str(target):
+            raise ValueError("embedded null byte")
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"storage_path {path!r} is not a valid path: {exc}.") from None
     fix = ("Set run_config.storage_path to a writable directory (on a filesystem shared by "
            "all nodes for a multi-node cluster).")
+    if target.exists() and not target.is_dir():
+        raise ConfigurationError(f"storage_path {str(target)!r} is not a directory. {fix}")
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigurationError(
             f"storage_path {str(target)!r} cannot be created: {_reason(exc)}. {fix}"
         ) from None
-    if not target.is_dir():
-        raise ConfigurationError(f"storage_path {str(target)!r} is not a directory. {fix}")
     probe = target / f".itwinai-ray-write-test-{uuid.uuid4().hex[:8]}"
     try:
         with open(probe, "wb") as fh:

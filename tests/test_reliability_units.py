@@ -1,0 +1,121 @@
+"""Reliability pieces that need no cluster: storage checks, the resume-name rule, per-trial
+stop conditions and the reliability settings."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from itwinai_ray.errors import ConfigurationError, ResourceError
+from itwinai_ray.tuning import storage
+from itwinai_ray.tuning.experiment import resume_target
+from itwinai_ray.tuning.ray_backend import StopWhen, experiment_to_resume
+from itwinai_ray.tuning.settings import RunSettings, TuneSettings
+
+
+# ---------------------------------------------------------------------------- storage
+def test_check_storage_creates_and_probes(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b"
+    assert storage.check_storage(target, min_free_gb=0) == target
+    assert target.is_dir() and list(target.iterdir()) == []  # the probe file is removed
+
+
+def test_check_storage_refuses_paths_that_cannot_be_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigurationError, match=r"cannot be created: Not a directory "
+                                                 r"\(ENOTDIR\)\. Set run_config.storage_path"):
+        storage.check_storage(blocker / "sub", min_free_gb=0)
+    with pytest.raises(ConfigurationError, match="is not a directory"):
+        storage.check_storage(blocker, min_free_gb=0)
+    with pytest.raises(ConfigurationError, match="cannot be created"):
+        storage.check_storage("/proc/itwinai-ray-results", min_free_gb=0)
+    with pytest.raises(ConfigurationError, match="not a valid path"):
+        storage.check_storage("bad\x00path", min_free_gb=0)
+
+
+def test_check_storage_refuses_a_full_disk(tmp_path: Path, monkeypatch) -> None:
+    free_gib = storage.shutil.disk_usage(tmp_path).free / 1024**3
+    with pytest.raises(ResourceError, match=rf"has {int(free_gib)}\.\d\d GiB free, less than "
+                                            rf"the 1e\+09 GiB required"):
+        storage.check_storage(tmp_path, min_free_gb=1e9)
+
+    # A disk that is already full fails the probe write with ENOSPC: a ResourceError too.
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("builtins.open", full)
+    with pytest.raises(ResourceError, match=r"is full: No space left on device \(ENOSPC\)"):
+        storage.check_storage(tmp_path, min_free_gb=0)
+
+
+# ---------------------------------------------------------------------------- resume names
+def _experiment(root: Path, name: str) -> None:
+    (root / name).mkdir(parents=True)
+    (root / name / "tuner.pkl").write_bytes(b"")  # what Tuner.can_restore looks for
+
+
+def test_resume_named_experiment_or_newest_with_the_prefix(tmp_path: Path) -> None:
+    _experiment(tmp_path, "MyTrainer_20260101-100000")
+    _experiment(tmp_path, "MyTrainer_20260102-090000")
+    _experiment(tmp_path, "Other_20270101-000000")
+    (tmp_path / "MyTrainer_20270101-000000").mkdir()  # no state: not resumable
+    assert experiment_to_resume(str(tmp_path), None, "MyTrainer_") == "MyTrainer_20260102-090000"
+    assert experiment_to_resume(str(tmp_path), "Other_20270101-000000", "x") == (
+        "Other_20270101-000000")
+    with pytest.raises(ConfigurationError, match=r"Nothing to resume: .*/missing holds no saved "
+                                                 r"experiment state \(tuner.pkl\)"):
+        experiment_to_resume(str(tmp_path), "missing", "MyTrainer_")
+    with pytest.raises(ConfigurationError, match=r"no experiment named Nope_\*"):
+        experiment_to_resume(str(tmp_path), None, "Nope_")
+    assert experiment_to_resume(str(tmp_path), None, "Nope_", required=False) is None
+
+
+def test_resume_target_follows_the_resume_setting(tmp_path: Path) -> None:
+    _experiment(tmp_path, "MyTrainer_20260101-100000")
+    planned = "MyTrainer_20991231-235959"
+    assert resume_target(str(tmp_path), planned, RunSettings()) == (planned, False)
+    assert resume_target(str(tmp_path), planned, RunSettings(resume=True)) == (
+        "MyTrainer_20260101-100000", True)
+    # auto: continue when there is something, else start fresh under the planned name
+    assert resume_target(str(tmp_path), "new", RunSettings(name="new", resume="auto")) == (
+        "new", False)
+    with pytest.raises(ConfigurationError, match="Nothing to resume"):
+        resume_target(str(tmp_path), "new", RunSettings(name="new", resume=True))
+
+
+# ---------------------------------------------------------------------------- stop
+def test_stop_conditions_follow_the_metric_direction() -> None:
+    stop = StopWhen.build({"val_loss": 0.1, "training_iteration": 5, "acc": 0.9},
+                          "val_loss", "min")
+    assert not stop("t", {"val_loss": 0.5, "training_iteration": 1, "acc": 0.5})
+    assert stop("t", {"val_loss": 0.1, "training_iteration": 1})  # reached: <= for min
+    assert stop("t", {"val_loss": 0.5, "training_iteration": 5})  # >= for the others
+    assert stop("t", {"acc": 0.95})
+    assert not stop("t", {"other": 1})  # keys not in this result never stop it
+    maximise = StopWhen.build({"acc": 0.9}, "acc", "max")
+    assert maximise("t", {"acc": 0.9}) and not maximise("t", {"acc": 0.5})
+    assert StopWhen.build(None, "loss", "min") is None
+    assert pickle.loads(pickle.dumps(stop)) == stop  # saved with the experiment for resume
+    # keys Tune adds itself need not be reported by the trainer
+    assert StopWhen.reported_keys({"training_iteration": 3, "val_loss": 0.1}) == ("val_loss",)
+
+
+def test_reliability_settings_defaults_and_ray_objects() -> None:
+    run = RunSettings()
+    assert (run.max_failures, run.worker_max_failures, run.fail_fast, run.resume) == (
+        0, 0, False, False)
+    assert TuneSettings.from_any({"stop": {"val_loss": 0.1}}).stop == {"val_loss": 0.1}
+    from ray.tune import FailureConfig, RunConfig
+
+    run = RunSettings.from_any(RunConfig(failure_config=FailureConfig(max_failures=3)))
+    assert (run.max_failures, run.fail_fast) == (3, False)
+    run = RunSettings.from_any(RunConfig(failure_config=FailureConfig(fail_fast=True)))
+    assert (run.max_failures, run.fail_fast) == (0, True)
+    with pytest.raises(ConfigurationError, match=r"fail_fast: true .* max_failures=2"):
+        RunSettings.from_any({"fail_fast": True, "max_failures": 2})
+    assert RunSettings.from_any({"resume": "auto"}).resume == "auto"

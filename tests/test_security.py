@@ -1,0 +1,185 @@
+"""Security on shared nodes: the local Ray that itwinai_ray starts refuses clients without its
+token, keeps its token and session files private and binds the dashboard to 127.0.0.1; YAML
+is loaded with a safe loader only, and the package never calls eval/exec.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import stat
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import PYTHON, ROOT, subprocess_env
+
+from itwinai_ray.config.loader import load_yaml
+from itwinai_ray.config.resolvers import YamlLoader
+from itwinai_ray.errors import ConfigurationError
+from itwinai_ray.tuning import _ray_security
+
+PACKAGE = ROOT / "itwinai_ray"
+
+
+# ---------------------------------------------------------------------------- YAML, eval
+@pytest.mark.parametrize("payload", [
+    "!!python/object/apply:os.system ['touch {marker}']",
+    "!!python/object/new:subprocess.Popen [['touch', '{marker}']]",
+    "!!python/name:os.system",
+])
+def test_python_tags_in_yaml_are_rejected_not_executed(tmp_path: Path, payload: str) -> None:
+    marker = tmp_path / "pwned"
+    config = tmp_path / "evil.yaml"
+    config.write_text(f"training_pipeline:\n  steps: {payload.format(marker=marker)}\n")
+    with pytest.raises(ConfigurationError, match=r"evil.yaml.*line 2"):
+        load_yaml(config)
+    assert not marker.exists()
+
+
+def test_the_yaml_loader_is_a_safe_loader() -> None:
+    assert issubclass(YamlLoader, yaml.SafeLoader)
+    assert not issubclass(YamlLoader, (yaml.FullLoader, yaml.UnsafeLoader))
+
+
+def _calls(tree: ast.AST) -> list[ast.Call]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+
+
+def test_package_has_no_eval_exec_or_unsafe_yaml() -> None:
+    """No eval/exec/compile; every yaml.load names a safe Loader; no yaml.unsafe_load."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for call in _calls(tree):
+            func = call.func
+            name = func.id if isinstance(func, ast.Name) else (
+                func.attr if isinstance(func, ast.Attribute) else "")
+            where = f"{path.relative_to(ROOT)}:{call.lineno}"
+            if isinstance(func, ast.Name) and name in ("eval", "exec", "compile"):
+                found.append(f"{where} {name}()")
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) \
+                    and func.value.id == "yaml":
+                if name in ("unsafe_load", "full_load", "unsafe_load_all", "full_load_all"):
+                    found.append(f"{where} yaml.{name}()")
+                if name in ("load", "load_all"):
+                    loader = {k.arg: k.value for k in call.keywords}.get("Loader")
+                    ok = isinstance(loader, ast.Name) and loader.id in (
+                        "YamlLoader", "SafeLoader", "CSafeLoader")
+                    ok = ok or (isinstance(loader, ast.Attribute)
+                                and loader.attr in ("SafeLoader", "CSafeLoader"))
+                    if not ok:
+                        found.append(f"{where} yaml.{name}() without a safe Loader")
+    assert not found, found
+
+
+# ---------------------------------------------------------------------------- token files
+def test_token_file_is_created_and_tightened_to_owner_only(tmp_path: Path,
+                                                           monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
+        monkeypatch.delenv(var, raising=False)
+    path = _ray_security.ensure_private_token()
+    assert path == tmp_path / ".ray" / "auth_token"
+    assert len(path.read_text()) == 64
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    # an existing token that others can read (Ray writes it with the umask) is tightened
+    os.chmod(path, 0o644)
+    token = path.read_text()
+    assert _ray_security.ensure_private_token() == path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == token
+    # a token given in the environment is not written anywhere
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "x" * 64)
+    assert _ray_security.ensure_private_token() is None
+
+
+def test_auth_disabled_on_purpose_warns(tmp_path: Path, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    temp_dir = _ray_security.secure_local_start()
+    try:
+        assert "RAY_AUTH_MODE=disabled" in caplog.text
+        assert not (tmp_path / ".ray" / "auth_token").exists()
+        root = Path(temp_dir).parent
+        assert root.parent == tmp_path and stat.S_IMODE(root.stat().st_mode) == 0o700
+    finally:
+        _ray_security.remove_temp_dir()
+    assert not Path(temp_dir).parent.exists()
+
+
+# ---------------------------------------------------------------------------- live cluster
+SERVER = textwrap.dedent("""\
+    import json, os, sys
+    import ray
+    from itwinai_ray.tuning import ray_backend
+    assert ray_backend.ensure_ray(num_cpus=1, include_dashboard=True)
+    node = ray._private.worker.global_worker.node
+    print(json.dumps({"gcs": ray.get_runtime_context().gcs_address,
+                      "session_dir": node.get_session_dir_path(),
+                      "dashboard": node.webui_url}), flush=True)
+    sys.stdin.read()  # serve until the test closes stdin
+    ray_backend.shutdown()
+""")
+
+CLIENT = textwrap.dedent("""\
+    import sys, ray
+    ray.init(address=sys.argv[1])
+    print("CONNECTED", ray.cluster_resources().get("CPU"))
+""")
+
+
+def _client(address: str, home: Path, **env: str) -> subprocess.CompletedProcess:
+    child = subprocess_env(HOME=str(home), **env)
+    for var in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
+        if var not in env:
+            child.pop(var, None)
+    return subprocess.run([PYTHON, "-c", CLIENT, address], env=child, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_local_cluster_refuses_clients_without_its_token(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = subprocess_env(HOME=str(home), RAY_TMPDIR=str(tmp_path))
+    for var in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
+        env.pop(var, None)
+    server = subprocess.Popen([PYTHON, "-c", SERVER], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        info = json.loads(server.stdout.readline())
+        token_file = home / ".ray" / "auth_token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        assert stat.S_IMODE(token_file.parent.stat().st_mode) == 0o700
+        # Ray's session files live under a private root (Ray makes its own dirs 0777)
+        session = Path(info["session_dir"])
+        root = session.parent.parent
+        assert root.parent == tmp_path and root.name.startswith("itwinai-ray-")
+        assert stat.S_IMODE(root.stat().st_mode) == 0o700
+        assert info["dashboard"] and info["dashboard"].startswith("127.0.0.1:")
+
+        other_home = tmp_path / "other"
+        other_home.mkdir()
+        wrong = _client(info["gcs"], other_home, RAY_AUTH_MODE="token",
+                        RAY_AUTH_TOKEN="0" * 64)
+        assert wrong.returncode != 0 and "CONNECTED" not in wrong.stdout
+        assert "InvalidAuthToken" in wrong.stderr or "AuthenticationError" in wrong.stderr
+        none = _client(info["gcs"], other_home, RAY_AUTH_MODE="disabled")
+        assert none.returncode != 0 and "CONNECTED" not in none.stdout
+        # control: the same client with the right token gets in
+        right = _client(info["gcs"], other_home, RAY_AUTH_MODE="token",
+                        RAY_AUTH_TOKEN=token_file.read_text())
+        assert right.returncode == 0 and "CONNECTED 1.0" in right.stdout, right.stderr[-2000:]
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    assert not root.exists(), "session files left behind after shutdown"
