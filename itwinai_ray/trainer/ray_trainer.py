@@ -52,9 +52,13 @@ class RayTorchTrainer(TorchTrainer):
         tune_config: ``num_samples``, ``metric`` (default: the scheduler's, else ``loss``),
             ``mode`` (default ``min``), ``search_alg`` (``random``, ``grid``, ``optuna``, a
             ``_target_``), ``scheduler`` (``fifo``, ``asha``, ``median``, a ``_target_``),
-            ``max_concurrent_trials`` (default: what the cluster holds), ``time_budget_s``.
+            ``max_concurrent_trials`` (default: what the cluster holds), ``time_budget_s``,
+            ``stop`` (per trial, e.g. ``{val_loss: 0.1}`` or ``{training_iteration: 5}``).
         run_config: ``name``, ``storage_path`` (shared across nodes), ``checkpoint_frequency``
-            (epochs), ``checkpoint_num_to_keep``, ``max_failures``.
+            (epochs), ``checkpoint_num_to_keep``, ``max_failures`` (trial retries),
+            ``worker_max_failures`` (worker-group restarts inside a trial), ``fail_fast``,
+            ``resume`` (true, auto: continue ``storage_path/name`` after a crash),
+            ``min_free_disk_gb``.
         search_space: ``{key: {type: choice|uniform|loguniform|..., ...}}``. Each key must be
             read by the trainer: a config field or extra key, or a constructor argument.
         ray_init: used only when no cluster is given by ``address`` or ``$RAY_ADDRESS``:
