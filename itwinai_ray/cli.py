@@ -225,6 +225,12 @@ def _report_command(name: str) -> Callable[..., Any]:
     return getattr(command, name)
 
 
+def _slurm_module() -> Any:
+    from . import slurm
+
+    return slurm
+
+
 def _report_examples() -> str:
     return ("examples:\n  itwinai-ray results runs/digits-hpo/digits-hpo --plot\n"
             "  itwinai-ray results runs/digits-hpo/digits-hpo --format json\n"
@@ -271,6 +277,16 @@ COMMANDS: tuple[Command, ...] = (
                     "per experiment, one child run per trial.",
         configure=lambda parser: _report_command("configure_mlflow_ui")(parser),
         run=lambda args: _report_command("run_mlflow_ui")(args),
+    ),
+    Command(
+        name="slurm",
+        help="print (or --submit) the SLURM launcher for N nodes and G GPUs per node",
+        description="Fill in scripts/slurm_ray.sh (#SBATCH lines and the job command) and "
+                    "print it, write it (--output) or submit it (--submit). The script starts "
+                    "a Ray cluster on the job's nodes, runs the command, stops Ray.\n\n"
+                    + _slurm_module().CLI_EXAMPLES,
+        configure=lambda parser: _slurm_module().configure_cli(parser),
+        run=lambda args: _slurm_module().run_cli(args),
     ),
 )
 
