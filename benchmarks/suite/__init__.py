@@ -1,0 +1,1 @@
+"""The benchmark suite behind ``python -m benchmarks``: one module per item (see README.md)."""

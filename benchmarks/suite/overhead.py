@@ -1,0 +1,122 @@
+"""Items 1 and 2: wrapper overhead against hand-written Ray Tune + Train V2, trial start latency.
+
+Reuses ``benchmarks/overhead_vs_raw_ray.py`` (``run_ours`` / ``run_raw``: identical work, the
+docstring there says how every time is taken). Item 1 runs ours and raw in ABBA order on one
+local Ray and compares wall times. Item 2 takes, per trial, trial start -> first training step
+(rank 0's clock): for ``num_workers=2`` from item 1's runs (ours against raw), for
+``num_workers=1`` (the fast path: the trial process is the worker) from an extra run of ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from typing import Any
+
+from benchmarks import overhead_vs_raw_ray as ovr
+from benchmarks.suite import common
+from benchmarks.suite.common import Measurement
+
+NUM_CPUS = 5  # as in overhead_vs_raw_ray.py: 2 trials x 2 workers fit, overcommitted 2 cores
+FAST_NUM_CPUS = 2
+
+
+def _args(trials: int, workers: int, epochs: int) -> argparse.Namespace:
+    return argparse.Namespace(trials=trials, workers=workers, epochs=epochs, batch_size=32,
+                              hidden=64)
+
+
+def _lrs(trials: int) -> list[float]:
+    import numpy as np
+
+    return [float(f"{v:.3g}") for v in np.geomspace(3e-4, 3e-2, trials)]
+
+
+def _starts(rows: list[dict[str, Any]]) -> list[float]:
+    return [r["t_first_step"] - r["t_trial_start"] for r in rows
+            if r.get("t_first_step") is not None and r.get("t_trial_start") is not None]
+
+
+def _run_pairs(data: Any, a: argparse.Namespace, repeats: int,
+               storage: str) -> dict[str, Any]:
+    from itwinai_ray.tuning import ray_backend, resources
+
+    lrs = _lrs(a.trials)
+    walls: dict[str, list[float]] = {"ours": [], "raw": []}
+    starts: dict[str, list[float]] = {"ours": [], "raw": []}
+    losses: dict[str, dict[float, float]] = {"ours": {}, "raw": {}}
+    loads = []
+    order: list[str] = []
+    for r in range(repeats):
+        order += ["ours", "raw"] if r % 2 == 0 else ["raw", "ours"]
+    concurrency = resources.max_concurrent_trials(
+        resources.trial_need(a.workers, None, False), ray_backend.cluster_capacity())
+    raw_conc = min(concurrency, int(NUM_CPUS // (a.workers + ovr.TRIAL_OVERHEAD_CPU)))
+    for i, which in enumerate(order):
+        name = f"{which}-{a.workers}w-{i}"
+        if which == "ours":
+            wall, rows, _ = ovr.run_ours(data, lrs, a, storage, name)
+        else:
+            wall, rows = ovr.run_raw(data, lrs, a, storage, name, raw_conc)
+        errors = sum(r["status"] == "error" for r in rows)
+        if errors:
+            raise RuntimeError(f"{which}: {errors} trial(s) failed")
+        walls[which].append(wall)
+        starts[which] += _starts(rows)
+        losses[which].update({r["lr"]: r["loss"] for r in rows if r["loss"] is not None})
+        loads.append(common.load1())
+        print(f"  [{i}] {which} {a.trials}x{a.workers}w x{a.epochs}ep: wall {wall:.1f} s, "
+              f"load {loads[-1]}", flush=True)
+    common_lrs = set(losses["ours"]) & set(losses["raw"])
+    diff = max((abs(losses["ours"][k] - losses["raw"][k]) for k in common_lrs), default=None)
+    return {"walls": walls, "starts": starts, "loads": loads, "max_loss_diff": diff,
+            "concurrency": concurrency, "raw_concurrency": raw_conc}
+
+
+def run(quick: bool) -> list[Measurement]:
+    import sys
+
+    trials, epochs, repeats = (2, 2, 1) if quick else (8, 5, 2)
+    fast_trials = 4 if quick else 8
+    common.register_by_value(sys.modules[ovr.__name__])
+    data = common.digits_split()
+    out: list[Measurement] = []
+    with common.ray_session(NUM_CPUS) as t_init, common.scratch_dir("overhead") as storage:
+        pairs = _run_pairs(data, _args(trials, 2, epochs), repeats, storage)
+    # The fast path on its own Ray sized to the 2 real cores: 2 trials at once, so the first
+    # trial of each reused actor pays the torch import ("cold") and the later ones do not.
+    with common.ray_session(FAST_NUM_CPUS), common.scratch_dir("overhead1") as storage:
+        _, fast_rows, fast_conc = ovr.run_ours(data, _lrs(fast_trials),
+                                               _args(fast_trials, 1, 1), storage, "ours-1w")
+        fast_load = common.load1()
+    w = pairs["walls"]
+    ratio = statistics.fmean(w["ours"]) / statistics.fmean(w["raw"])
+    setting = f"{trials} trials x 2 workers x {epochs} epochs, {repeats} ABBA pair(s)"
+    out.append(Measurement(
+        "1 wrapper overhead", "wall ours/raw", ratio, "<= 1.03", ratio <= 1.03,
+        details={"setting": setting, "ours_wall_s": w["ours"], "raw_wall_s": w["raw"],
+                 "max_final_val_loss_diff": pairs["max_loss_diff"], "ray_init_s": t_init,
+                 "num_cpus": NUM_CPUS, "max_concurrent_trials": pairs["concurrency"],
+                 "load1": pairs["loads"]}))
+    s_ours, s_raw = pairs["starts"]["ours"], pairs["starts"]["raw"]
+    med2, p90_2, raw_med = (common.median(s_ours), common.percentile(s_ours, 90),
+                            common.median(s_raw))
+    out.append(Measurement(
+        "2 trial start (2 workers)", "median start->1st step", med2,
+        f"<= raw + 0.5 s (raw {raw_med:.2f} s)", med2 <= raw_med + 0.5, "s",
+        details={"p90_s": p90_2, "raw_median_s": raw_med,
+                 "raw_p90_s": common.percentile(s_raw, 90), "ours_s": s_ours, "raw_s": s_raw,
+                 "setting": setting, "load1": pairs["loads"]}))
+    s1 = _starts(fast_rows)
+    med1, p90_1 = common.median(s1), common.percentile(s1, 90)
+    out.append(Measurement(
+        "2 trial start (1 worker)", "median start->1st step", med1, "<= 1.5 s", med1 <= 1.5,
+        "s", details={"p90_s": p90_1, "per_trial_s": s1, "load1": fast_load,
+                      "setting": f"{fast_trials} trials x 1 worker x 1 epoch, "
+                                 f"{fast_conc} at once (actors reused)"}))
+    out.append(Measurement(
+        "2 trial start (1 worker)", "p90 start->1st step", p90_1, "(informational)", None, "s"))
+    out.append(Measurement(
+        "2 trial start (2 workers)", "p90 start->1st step", p90_2,
+        f"(raw p90 {common.percentile(s_raw, 90):.2f} s)", None, "s"))
+    return out
