@@ -71,11 +71,23 @@ def _run_exec_pipeline(args: argparse.Namespace) -> int:
                              steps=args.steps)
     if getattr(args, "resume", False):
         _set_resume(pipeline)
+    _remember_source(pipeline, args, overrides)
     logger.info("Executing pipeline '%s' from %s", args.pipe_key, args.config)
     output = pipeline.execute()
     logger.info("Pipeline '%s' finished", args.pipe_key)
     _report_hpo(output, pipeline, args, overrides)
     return EXIT_OK
+
+
+def _remember_source(pipeline: Any, args: argparse.Namespace, overrides: list[str]) -> None:
+    """HPO steps save this pipeline's YAML into their experiment directory: `itwinai-ray
+    results` then writes the ready-to-run best config of an interrupted run too."""
+    from .config.loader import load_config
+    from .trainer.ray_trainer import RayTorchTrainer
+
+    for step in getattr(pipeline, "steps", []):
+        if isinstance(step, RayTorchTrainer):
+            step.pipeline_source = (load_config(args.config, overrides), args.pipe_key)
 
 
 def _set_resume(pipeline: Any) -> None:

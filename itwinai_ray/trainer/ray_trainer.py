@@ -107,6 +107,9 @@ class RayTorchTrainer(TorchTrainer):
                     f"Unknown key '{key}' in ray_init. Accepted keys: {', '.join(_RAY_INIT_KEYS)}."
                 )
         self.results: HPOResults | None = None
+        #: (pipeline config, pipe key), set by the CLI: saved as pipeline.yaml in the
+        #: experiment directory for `itwinai-ray results` (ready-to-run best config).
+        self.pipeline_source: tuple[dict[str, Any], str] | None = None
 
     @property
     def target(self) -> TorchTrainer:
@@ -172,6 +175,7 @@ class RayTorchTrainer(TorchTrainer):
             run_trainer_in_worker, trainer=self.target,
             datasets=(train_dataset, validation_dataset, test_dataset),
             checkpoint_frequency=self.run.checkpoint_frequency)
+        self._save_pipeline_source(plan["name"])
         self.results = run_hpo(
             worker_fn,
             Plan(space=plan["space"], metric=plan["metric"], mode=plan["mode"],
@@ -179,3 +183,13 @@ class RayTorchTrainer(TorchTrainer):
                  max_epochs=self.target.epochs),
             scaling=self.scaling, tune=self.tune, run=self.run, ray_init=self.ray_init)
         return train_dataset, validation_dataset, test_dataset, self.results
+
+    def _save_pipeline_source(self, name: str) -> None:
+        if self.pipeline_source is None or (self.run.resume and not self.run.name):
+            return  # (a resumed run without a name finds its directory later)
+        from pathlib import Path
+
+        from ..report.loading import save_pipeline_source
+
+        config, pipe_key = self.pipeline_source
+        save_pipeline_source(Path(self.run.resolved_storage_path()) / name, config, pipe_key)

@@ -60,7 +60,9 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
             storage_path=storage, name=name,
             checkpoint_num_to_keep=run.checkpoint_num_to_keep,
             max_failures=run.max_failures, resume=resume, fail_fast=run.fail_fast,
-            worker_max_failures=run.worker_max_failures, stop=tune.stop)
+            worker_max_failures=run.worker_max_failures, stop=tune.stop,
+            max_iterations=plan.max_epochs, progress=run.progress, verbose=run.verbose,
+            mlflow=run.mlflow)
     finally:
         if started:
             ray_backend.shutdown()

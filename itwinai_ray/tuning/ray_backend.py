@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from itwinai_ray.errors import ConfigurationError
-from itwinai_ray.tuning import _ray_callbacks, _ray_security
+from itwinai_ray.tuning import _ray_callbacks, _ray_observers, _ray_security
 from itwinai_ray.tuning import resources as res
 from itwinai_ray.tuning.context import WorkerContext, WorkerFn
 from itwinai_ray.tuning.storage import check_shared_storage
@@ -344,6 +344,10 @@ def run_experiment(
     max_failures: int = 0,
     time_budget_s: float | None = None,
     trial_config_base: dict[str, Any] | None = None,
+    max_iterations: int | None = None,
+    progress: bool = True,
+    verbose: int = 0,
+    mlflow: Any = True,
     resume: bool = False,
     fail_fast: bool = False,
     worker_max_failures: int = 0,
@@ -366,6 +370,13 @@ def run_experiment(
         checkpoint_num_to_keep: best checkpoints kept per trial (by ``metric``); None = all.
         max_failures: retries of a failed trial, resumed from its last checkpoint.
         time_budget_s: stop the whole experiment after this many seconds (results so far kept).
+        max_iterations: reports a trial makes when it runs to the end (e.g. epochs); tells
+            "stopped early" from "finished" in the progress view, MLflow and ``results``.
+        progress: show the live progress view (rich in a terminal, plain lines otherwise).
+        verbose: Ray Tune's own output (``RunConfig.verbose``): 0 none (default), 1-3 more.
+        mlflow: one parent run per experiment and a child run per trial: True (default:
+            ``sqlite:///<storage_path>/<name>/mlflow.db``), False, or a mapping
+            (``tracking_uri``, ``experiment_name``, ``tags``).
         resume: continue the experiment ``storage_path/name`` (after a crash or a time
             limit) with ``Tuner.restore(resume_errored=True)``: finished trials are kept,
             unfinished and errored ones resume from their last checkpoint, the searcher and
@@ -404,7 +415,12 @@ def run_experiment(
     registry = (f"{_ray_callbacks.REGISTRY_PREFIX}{name}_{uuid.uuid4().hex[:8]}",
                 ray.get_runtime_context().namespace)
     registry_actor = registry_cls.options(name=registry[0], namespace=registry[1]).remote()
+    observers, error = None, None
     try:
+        observers = _ray_observers.start(  # progress view, MLflow runs, itwinai_ray.json
+            os.path.join(os.path.abspath(storage_path), name), name, metric=metric, mode=mode,
+            num_samples=num_samples, time_budget_s=time_budget_s, param_keys=list(param_space),
+            max_iterations=max_iterations, progress=progress, mlflow=mlflow)
         trainable = make_trainable(
             worker_fn, num_workers=num_workers, use_gpu=use_gpu,
             resources_per_worker=resources_per_worker, storage_path=storage_path, name=name,
@@ -426,7 +442,7 @@ def run_experiment(
             reuse_actors=num_workers == 1),
             run_config=ray.tune.RunConfig(
                 name=name, storage_path=os.path.abspath(storage_path),
-                callbacks=[release_cls(*registry)],
+                callbacks=[release_cls(*registry), *observers.callbacks], verbose=verbose,
                 failure_config=ray.tune.FailureConfig(max_failures=max_failures,
                                                       fail_fast=fail_fast),
                 stop=StopWhen.build(stop, metric, mode),
@@ -437,7 +453,12 @@ def run_experiment(
             ),
         )
         return tuner.fit()
+    except BaseException as exc:
+        error = exc
+        raise
     finally:  # also on Ctrl-C or a Tune error: nothing may outlive the experiment
+        if observers is not None:
+            observers.close(error)
         _ray_callbacks.release_all(*registry)
         ray.kill(registry_actor, no_restart=True)
 

@@ -139,12 +139,19 @@ class RunSettings:
     resume: bool | str = False
     #: Free space (GiB) that storage_path must have at the start.
     min_free_disk_gb: float = 1.0
+    #: The live progress view (rich in a terminal, plain lines in logs).
+    progress: bool = True
+    #: Ray Tune's own output (RunConfig.verbose): 0 none (default), 1-3 more.
+    verbose: int = 0
+    #: MLflow parent run + one child run per trial: true (sqlite store under the
+    #: experiment directory), false, or {tracking_uri, experiment_name, tags}.
+    mlflow: Any = True
 
     @classmethod
     def from_any(cls, value: Any) -> RunSettings:
         names = ("name", "storage_path", "checkpoint_frequency", "checkpoint_num_to_keep",
                  "max_failures", "worker_max_failures", "fail_fast", "resume",
-                 "min_free_disk_gb")
+                 "min_free_disk_gb", "progress", "verbose", "mlflow")
         data = _as_mapping(value, "run_config", names)
         # Ray RunConfig objects carry nested configs: flatten the parts we use.
         ckpt = data.pop("checkpoint_config", None)
@@ -214,6 +221,18 @@ class RunSettings:
                 f"run_config.min_free_disk_gb is {settings.min_free_disk_gb!r}, but must be a "
                 f"number >= 0."
             )
+        if settings.verbose not in (0, 1, 2, 3) or isinstance(settings.verbose, bool):
+            raise ConfigurationError(
+                f"run_config.verbose is {settings.verbose!r}, but must be 0 (only the "
+                f"itwinai-ray progress view), 1, 2 or 3 (Ray Tune's own output as well)."
+            )
+        if not isinstance(settings.progress, bool):
+            raise ConfigurationError(
+                f"run_config.progress is {settings.progress!r}, but must be true or false."
+            )
+        from .mlflow_runs import MlflowSettings
+
+        MlflowSettings.from_any(settings.mlflow)  # raises on a bad value, before Ray starts
         return settings
 
     def resolved_storage_path(self) -> str:

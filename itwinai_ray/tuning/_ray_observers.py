@@ -1,0 +1,80 @@
+"""What watches an experiment from the driver: the live progress view and the MLflow runs.
+
+:func:`start` (called by :func:`itwinai_ray.tuning.ray_backend.run_experiment` before the
+Tuner runs) writes ``itwinai_ray.json`` into the experiment directory (metric, mode, budget,
+search-space keys, MLflow store: what ``itwinai-ray results`` and ``mlflow-ui`` read later),
+opens the MLflow parent run and returns the Tune callbacks. :meth:`Observers.close` closes
+whatever is still open, also after Ctrl-C or a Tune error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .mlflow_runs import ExperimentRuns, MlflowSettings
+
+logger = logging.getLogger(__name__)
+
+META_FILE = "itwinai_ray.json"
+
+
+@dataclass
+class Observers:
+    callbacks: list[Any] = field(default_factory=list)
+    runs: ExperimentRuns | None = None
+    progress: Any = None
+
+    def close(self, error: BaseException | None = None) -> None:
+        if self.progress is not None and self.progress.view._live is not None:
+            self.progress.view.stop()  # Ctrl-C: leave the terminal clean
+        if self.runs is not None:
+            if error is None:
+                status = "FINISHED"
+            else:
+                status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+            self.runs.end(status)
+
+
+def start(experiment_dir: str | Path, name: str, *, metric: Any, mode: Any,
+          num_samples: int, time_budget_s: float | None, param_keys: list[str],
+          max_iterations: int | None, progress: bool, mlflow: Any) -> Observers:
+    """Write the experiment's metadata, open the MLflow parent run, build the callbacks."""
+    from ._ray_mlflow import mlflow_callback_class
+    from ._ray_progress import make_progress_callback
+
+    experiment_dir = Path(experiment_dir)
+    settings = MlflowSettings.from_any(mlflow)
+    obs = Observers()
+    first_metric = metric[0] if isinstance(metric, (list, tuple)) else metric
+    first_mode = mode[0] if isinstance(mode, (list, tuple)) else mode
+    if progress:
+        obs.progress = make_progress_callback(first_metric, first_mode, num_samples,
+                                              time_budget_s, max_iterations)
+        obs.callbacks.append(obs.progress)
+    if settings.enabled:
+        runs = ExperimentRuns(settings, experiment_dir, name, params={
+            "metric": metric, "mode": mode, "num_samples": num_samples,
+            "search_space": ", ".join(param_keys)})
+        try:
+            runs.start()
+        except Exception:  # noqa: BLE001 - an unreachable server must not stop the HPO run
+            logger.warning("MLflow: could not open the experiment's parent run at %s; "
+                           "continuing without MLflow.", runs.settings.tracking_uri,
+                           exc_info=True)
+        else:
+            obs.runs = runs
+            obs.callbacks.append(mlflow_callback_class()(runs, param_keys, max_iterations))
+    meta = {"name": name, "metric": metric, "mode": mode, "num_samples": num_samples,
+            "time_budget_s": time_budget_s, "max_iterations": max_iterations,
+            "param_keys": param_keys, "mlflow": None}
+    if obs.runs is not None:
+        meta["mlflow"] = {"tracking_uri": obs.runs.settings.tracking_uri,
+                          "experiment_name": obs.runs.settings.experiment_name,
+                          "parent_run_id": obs.runs.parent_run_id}
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    (experiment_dir / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    return obs
