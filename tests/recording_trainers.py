@@ -6,8 +6,8 @@ trial trained in which process, across crashes and restarts. Faults come from co
 (so they can be search-space values):
 
 - ``fault: raise``: raises a RuntimeError in epoch 1;
-- ``die_at_epoch: k`` with ``die_rank: r``: that rank calls ``os._exit(1)`` at the start of
-  epoch k, once (``die_marker`` records that it happened);
+- ``die_at_epoch: k`` with ``die_rank: r``: that rank calls ``os._exit(1)`` early in epoch k
+  (after ``die_delay_s``, default 2 s), once (``die_marker`` records that it happened);
 - ``sleep_s``: seconds to sleep per epoch (to give a test time to act).
 """
 
@@ -44,6 +44,8 @@ class RecordingTrainer(DigitsTrainer):
         marker = cfg.get("die_marker")
         if (cfg.get("die_at_epoch") == epoch and cfg.get("die_rank", 0) == rank and marker
                 and not os.path.exists(marker)):
+            # mid-epoch: the previous epoch's report has been taken by Train's controller
+            time.sleep(float(cfg.get("die_delay_s", 2.0)))
             Path(marker).write_text(f"{os.getpid()}\n")
             os._exit(1)  # a real process death: no exception, no cleanup
         if cfg.get("fault") == "raise" and epoch == 1:

@@ -121,7 +121,7 @@ def test_base_config_is_accepted(tmp_path, monkeypatch) -> None:
 
 
 @pytest.mark.timeout(180)
-@settings(max_examples=150, deadline=5000, derandomize=True,
+@settings(max_examples=100, deadline=5000, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_corrupted_settings_are_accepted_or_rejected_with_our_errors(tmp_path, monkeypatch,
@@ -132,7 +132,7 @@ def test_corrupted_settings_are_accepted_or_rejected_with_our_errors(tmp_path, m
 
 
 @pytest.mark.timeout(120)
-@settings(max_examples=150, deadline=2000, derandomize=True,
+@settings(max_examples=150, deadline=2000, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_corrupted_yaml_text_loads_or_fails_with_our_error(tmp_path, data) -> None:

@@ -22,7 +22,7 @@ import pytest
 from conftest import PYTHON, subprocess_env
 from recording_trainers import read_records
 
-EPOCHS = 4
+EPOCHS = 3
 
 CONFIG = """\
 hpo_pipeline:
@@ -39,12 +39,13 @@ hpo_pipeline:
             init_args:
               epochs: {epochs}
               random_seed: 0
-              config: {{batch_size: 64, optim_lr: 0.01, hidden_size: 16, sleep_s: 0.7,
+              config: {{batch_size: 64, optim_lr: 0.01, hidden_size: 16, sleep_s: 1.5,
                         record_file: "{records}"}}
           scaling_config: {{num_workers: 1}}
           tune_config: {{num_samples: 3, metric: loss, mode: min, search_alg: optuna,
                          max_concurrent_trials: 2}}
-          run_config: {{storage_path: "{storage}", name: crashed, min_free_disk_gb: 0}}
+          run_config: {{storage_path: "{storage}", name: crashed, min_free_disk_gb: 0,
+                        mlflow: false}}
           ray_init: {{num_cpus: 2, include_dashboard: false}}
           search_space:
             optim_lr: {{type: loguniform, lower: 1.0e-3, upper: 1.0e-1}}
@@ -82,15 +83,22 @@ def test_driver_sigkill_then_resume_continues_the_experiment(tmp_path) -> None:
     try:
         # Kill when a trial has trained all its epochs and another is in flight (>= 1 epoch
         # checkpointed, not finished).
+        # "Finished" = trained its last epoch >= 2.5 s ago: Tune has taken its last report
+        # and saved the experiment state since (every 1 s here).
+        done_at: dict[str, float] = {}
+        finished_before: set[str] = set()
         deadline = time.time() + 240
         while time.time() < deadline and first.poll() is None:
             by_trial = defaultdict(set)
             for trial, epoch, _, _ in read_records(records):
                 by_trial[trial].add(epoch)
-            done = [t for t, e in by_trial.items() if max(e) == EPOCHS - 1]
+            now = time.time()
+            for trial, epochs in by_trial.items():
+                if max(epochs) == EPOCHS - 1:
+                    done_at.setdefault(trial, now)
+            finished_before = {t for t, at in done_at.items() if now - at >= 2.5}
             running = [t for t, e in by_trial.items() if 1 <= max(e) < EPOCHS - 1]
-            if done and running:
-                time.sleep(1.5)  # let Tune record the finished trial (state saved every 1 s)
+            if finished_before and running:
                 break
             time.sleep(0.2)
         assert first.poll() is None, (tmp_path / "first.log").read_text()[-4000:]
@@ -118,7 +126,6 @@ def test_driver_sigkill_then_resume_continues_the_experiment(tmp_path) -> None:
         (old if pid in old_pids else new)[trial].append(epoch)
     trials = set(old) | set(new)
     assert len(trials) == 3, f"searcher budget exceeded or lost: {sorted(trials)}"
-    finished_before = [t for t in old if max(old[t]) == EPOCHS - 1]
     continued = [t for t in new if t in old]
     assert finished_before and continued, (dict(old), dict(new))
     for trial in trials:

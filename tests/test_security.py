@@ -8,8 +8,10 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -119,7 +121,7 @@ SERVER = textwrap.dedent("""\
     from itwinai_ray.tuning import ray_backend
     assert ray_backend.ensure_ray(num_cpus=1, include_dashboard=True)
     node = ray._private.worker.global_worker.node
-    print(json.dumps({"gcs": ray.get_runtime_context().gcs_address,
+    print("INFO " + json.dumps({"gcs": ray.get_runtime_context().gcs_address,
                       "session_dir": node.get_session_dir_path(),
                       "dashboard": node.webui_url}), flush=True)
     sys.stdin.read()  # serve until the test closes stdin
@@ -147,20 +149,28 @@ def _client(address: str, home: Path, **env: str) -> subprocess.CompletedProcess
 def test_local_cluster_refuses_clients_without_its_token(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    env = subprocess_env(HOME=str(home), RAY_TMPDIR=str(tmp_path))
+    # a short temp root: Ray's unix socket paths under it must stay below 108 characters
+    short_tmp = Path(tempfile.mkdtemp(prefix="s", dir="/tmp"))
+    env = subprocess_env(HOME=str(home), RAY_TMPDIR=str(short_tmp))
     for var in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
         env.pop(var, None)
-    server = subprocess.Popen([PYTHON, "-c", SERVER], env=env, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server_log = tmp_path / "server.log"
+    with open(server_log, "w") as log:
+        server = subprocess.Popen([PYTHON, "-c", SERVER], env=env, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=log, text=True)
     try:
-        info = json.loads(server.stdout.readline())
+        line = ""
+        while not line.startswith("INFO "):
+            line = server.stdout.readline()
+            assert line or server.poll() is None, server_log.read_text()[-3000:]
+        info = json.loads(line[len("INFO "):])
         token_file = home / ".ray" / "auth_token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         assert stat.S_IMODE(token_file.parent.stat().st_mode) == 0o700
         # Ray's session files live under a private root (Ray makes its own dirs 0777)
         session = Path(info["session_dir"])
         root = session.parent.parent
-        assert root.parent == tmp_path and root.name.startswith("itwinai-ray-")
+        assert root.parent == short_tmp and root.name.startswith("ir-")
         assert stat.S_IMODE(root.stat().st_mode) == 0o700
         assert info["dashboard"] and info["dashboard"].startswith("127.0.0.1:")
 
@@ -183,3 +193,4 @@ def test_local_cluster_refuses_clients_without_its_token(tmp_path: Path) -> None
         except subprocess.TimeoutExpired:
             server.kill()
     assert not root.exists(), "session files left behind after shutdown"
+    shutil.rmtree(short_tmp, ignore_errors=True)

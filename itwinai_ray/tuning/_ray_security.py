@@ -13,7 +13,7 @@ What this module adds before ``ray.init``:
   unset; ``RAY_AUTH_MODE=disabled`` (set on purpose by the user) gets a warning;
 - the token file (``$RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) created, or tightened,
   to mode 0600 in a 0700 directory; a token given as ``$RAY_AUTH_TOKEN`` is left as it is;
-- a fresh session root of mode 0700 (``itwinai-ray-XXXX`` under ``$RAY_TMPDIR`` or the
+- a fresh session root of mode 0700 (``ir-XXXXXXXX`` under ``$RAY_TMPDIR`` or the
   system temp dir), so Ray's 0777 directories inside it cannot be reached by others.
 
 The dashboard is bound to 127.0.0.1 by ``ensure_ray``. No Ray import here.
@@ -75,9 +75,11 @@ def secure_local_start() -> str:
         # which a plain os.environ write here would not); set to "token", Ray keeps it.
         ensure_private_token()
     base = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
-    root = tempfile.mkdtemp(prefix="itwinai-ray-", dir=base)  # mode 0700
+    # Mode 0700. Short names: Ray's unix socket paths below it (session_<date>_<time>_<pid>/
+    # sockets/plasma_store) must stay below 108 characters.
+    root = tempfile.mkdtemp(prefix="ir-", dir=base)
     _temp_dirs.append(root)
-    return os.path.join(root, "ray")
+    return os.path.join(root, "r")  # Ray makes this one 0777; its 0700 parent guards it
 
 
 def remove_temp_dir() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,7 +175,7 @@ def _error_text(result: Any, limit: int = 20_000) -> str:
         text = path.read_text()
     except OSError:
         text = str(result.error)
-    return text[-limit:]
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)[-limit:]  # no terminal colours in JSON
 
 
 def _fmt(value: Any) -> str:
