@@ -47,3 +47,33 @@ class SelfReportingTrainer(DigitsTrainer):
             metrics = self.train_epoch(epoch)
             self.ray_report({"loss": metrics["train_loss"], "custom": 7.0},
                             checkpoint_data={"epoch": epoch})
+
+
+class FailOnceTrainer(SeenDigitsTrainer):
+    """Fails in its second epoch unless it was resumed from a checkpoint (Tune retries it).
+
+    Records the epoch it started from, so a test sees that the retry resumed.
+    """
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        if epoch == 1 and self.start_epoch == 0:
+            raise RuntimeError("forced failure in epoch 2 (the retry resumes)")
+        metrics = super().train_epoch(epoch)
+        metrics["seen_start_epoch"] = float(self.start_epoch)
+        metrics["seen_strategy_is_" + self.strategy.name] = 1.0
+        return metrics
+
+
+class HorovodSeenTrainer(SeenDigitsTrainer):
+    """Records what Horovod itself says on every rank: (hvd.rank(), hvd.size()) of each."""
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        import horovod.torch as hvd
+
+        metrics = super().train_epoch(epoch)
+        seen = self.strategy.allgather_obj((hvd.rank(), hvd.size()))
+        metrics["seen_hvd_ranks_sum"] = float(sum(r for r, _ in seen))
+        metrics["seen_hvd_size_min"] = float(min(s for _, s in seen))
+        metrics["seen_hvd_size_max"] = float(max(s for _, s in seen))
+        metrics["seen_optimizer_is_hvd"] = float("Distributed" in type(self.optimizer).__name__)
+        return metrics

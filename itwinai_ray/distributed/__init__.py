@@ -1,6 +1,6 @@
 """Distributed strategies: one base class, one module per backend, a name registry."""
 
-from itwinai_ray.distributed.base import PlannedStrategy, Strategy
+from itwinai_ray.distributed.base import Strategy
 from itwinai_ray.distributed.ddp import LaunchEnv, TorchDDPStrategy, read_launch_env
 from itwinai_ray.distributed.deepspeed import DeepSpeedStrategy
 from itwinai_ray.distributed.horovod import HorovodStrategy
@@ -11,6 +11,7 @@ from itwinai_ray.distributed.registry import (
     available_strategies,
     get_strategy,
 )
+from itwinai_ray.distributed.torch_dist import TorchDistributedStrategy
 
 __all__ = [
     "STRATEGIES",
@@ -18,10 +19,10 @@ __all__ = [
     "HorovodStrategy",
     "LaunchEnv",
     "NonDistributedStrategy",
-    "PlannedStrategy",
     "Strategy",
     "StrategySpec",
     "TorchDDPStrategy",
+    "TorchDistributedStrategy",
     "available_strategies",
     "get_strategy",
     "read_launch_env",

@@ -6,8 +6,10 @@ the device; :meth:`Strategy.clean_up` releases what ``init`` created.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -59,6 +61,18 @@ class Strategy(ABC):
         """Return the bare module (e.g. to save its ``state_dict``)."""
         return model
 
+    def zero_grad(self, optimizer: Any) -> None:
+        """Clear gradients (call it instead of ``optimizer.zero_grad()`` in a train step)."""
+        optimizer.zero_grad(set_to_none=True)
+
+    def backward(self, loss: torch.Tensor, model: Any) -> None:
+        """Back-propagate ``loss`` (call it instead of ``loss.backward()`` in a train step)."""
+        loss.backward()
+
+    def optimizer_step(self, model: Any, optimizer: Any) -> None:
+        """Apply the gradients (call it instead of ``optimizer.step()`` in a train step)."""
+        optimizer.step()
+
     # ---- topology ----------------------------------------------------------------------
     @abstractmethod
     def global_rank(self) -> int:
@@ -93,24 +107,59 @@ class Strategy(ABC):
         """Wait until every rank reaches this point."""
 
     @abstractmethod
-    def gather_obj(self, obj: Any, dst: int = 0) -> list[Any] | None:
-        """Picklable objects of all ranks, ordered by rank, on ``dst``; None elsewhere."""
-
-    @abstractmethod
     def allgather_obj(self, obj: Any) -> list[Any]:
         """Picklable objects of all ranks, ordered by rank, on every rank."""
-
-    @abstractmethod
-    def gather(self, tensor: torch.Tensor, dst: int = 0) -> list[torch.Tensor] | None:
-        """Same-shaped tensors of all ranks on ``dst``; None elsewhere."""
 
     @abstractmethod
     def allgather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         """Same-shaped tensors of all ranks on every rank."""
 
-    @abstractmethod
+    def gather_obj(self, obj: Any, dst: int = 0) -> list[Any] | None:
+        """Picklable objects of all ranks, ordered by rank, on ``dst``; None elsewhere."""
+        self._check_dst(dst)
+        gathered = self.allgather_obj(obj)
+        return gathered if self.global_rank() == dst else None
+
+    def gather(self, tensor: torch.Tensor, dst: int = 0) -> list[torch.Tensor] | None:
+        """Same-shaped tensors of all ranks on ``dst``; None elsewhere.
+
+        Built on allgather, which every backend supports for every device.
+        """
+        self._check_dst(dst)
+        gathered = self.allgather(tensor)
+        return gathered if self.global_rank() == dst else None
+
     def reduce_mean(self, value: float) -> float:
         """Mean of ``value`` over ranks; every rank receives it."""
+        values = self.allgather(torch.tensor([float(value)], dtype=torch.float64))
+        return float(torch.cat(values).sum().item()) / self.global_world_size()
+
+    # ---- checkpoints -------------------------------------------------------------------
+    #: True when every rank writes its own part of a checkpoint (DeepSpeed ZeRO): each rank
+    #: then needs a directory to write into, and the parts together make the checkpoint.
+    checkpoint_on_all_ranks: ClassVar[bool] = False
+
+    def save_checkpoint(self, directory: str | os.PathLike, model: nn.Module,
+                        optimizer: Any = None, lr_scheduler: Any = None,
+                        state: dict[str, Any] | None = None,
+                        config: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint directory from the main worker; every rank waits for it."""
+        from itwinai_ray.trainer import checkpoint
+
+        path = Path(directory)
+        if self.is_main_worker():
+            checkpoint.save_checkpoint(path, self.unwrap(model), optimizer, lr_scheduler,
+                                       state=state, config=config)
+        self.barrier()
+        return path
+
+    def load_checkpoint(self, directory: str | os.PathLike, model: nn.Module,
+                        optimizer: Any = None, lr_scheduler: Any = None) -> dict[str, Any]:
+        """Load a checkpoint directory on every rank; return the trainer state."""
+        from itwinai_ray.trainer import checkpoint
+
+        return checkpoint.load_checkpoint(directory, self.unwrap(model), optimizer,
+                                          lr_scheduler, map_location=self.device())
 
     # ---- data --------------------------------------------------------------------------
     def create_dataloader(
@@ -165,38 +214,16 @@ class Strategy(ABC):
             set_epoch(epoch)
 
     # ---- helpers for subclasses --------------------------------------------------------
+    def _check_dst(self, dst: int) -> None:
+        world = self.global_world_size()
+        if not 0 <= dst < world:
+            raise StrategyError(
+                f"gather destination rank {dst} does not exist: world size is {world}"
+            )
+
     def _require_init(self) -> None:
         if not self._initialized:
             raise StrategyError(
                 f"Strategy '{self.name}' is not initialized: call strategy.init() first."
             )
 
-
-class PlannedStrategy(Strategy):
-    """A strategy that can be configured but not run yet in this release."""
-
-    def init(self) -> None:
-        """Always raises: the backend is planned, not implemented."""
-        raise StrategyError(
-            f"strategy '{self.name}' is not supported yet in this release (planned); "
-            "use strategy: ddp or none"
-        )
-
-    def clean_up(self) -> None:
-        """Nothing to release (``init`` never succeeds); safe to call in ``finally``."""
-        self._initialized = False
-
-    def _unsupported(self, *_: Any, **__: Any) -> Any:
-        self.init()
-
-    distributed = _unsupported  # type: ignore[assignment]
-    global_rank = _unsupported  # type: ignore[assignment]
-    local_rank = _unsupported  # type: ignore[assignment]
-    global_world_size = _unsupported  # type: ignore[assignment]
-    local_world_size = _unsupported  # type: ignore[assignment]
-    barrier = _unsupported  # type: ignore[assignment]
-    gather_obj = _unsupported  # type: ignore[assignment]
-    allgather_obj = _unsupported  # type: ignore[assignment]
-    gather = _unsupported  # type: ignore[assignment]
-    allgather = _unsupported  # type: ignore[assignment]
-    reduce_mean = _unsupported  # type: ignore[assignment]

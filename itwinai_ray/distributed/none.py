@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from itwinai_ray.distributed.base import Strategy
-from itwinai_ray.errors import StrategyError
 
 
 class NonDistributedStrategy(Strategy):
@@ -49,19 +48,9 @@ class NonDistributedStrategy(Strategy):
     def barrier(self) -> None:
         """Nothing to wait for."""
 
-    def gather_obj(self, obj: Any, dst: int = 0) -> list[Any] | None:
-        """``[obj]``."""
-        self._check_dst(dst)
-        return [obj]
-
     def allgather_obj(self, obj: Any) -> list[Any]:
         """``[obj]``."""
         return [obj]
-
-    def gather(self, tensor: torch.Tensor, dst: int = 0) -> list[torch.Tensor] | None:
-        """``[tensor]``."""
-        self._check_dst(dst)
-        return [tensor]
 
     def allgather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         """``[tensor]``."""
@@ -71,7 +60,3 @@ class NonDistributedStrategy(Strategy):
         """``value`` itself."""
         return float(value)
 
-    @staticmethod
-    def _check_dst(dst: int) -> None:
-        if dst != 0:
-            raise StrategyError(f"gather destination rank {dst} does not exist: world size is 1")

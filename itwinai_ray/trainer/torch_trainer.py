@@ -318,13 +318,13 @@ class TorchTrainer(Trainer):
     def train_step(self, batch: Any, batch_idx: int) -> tuple[torch.Tensor, dict[str, float]]:
         """One optimisation step on ``(x, y)``; returns the loss and per-batch metrics."""
         x, y = _to_device(batch, self.device)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.strategy.zero_grad(self.optimizer)
         pred = self.model(x)
         loss = self.loss(pred, y)
-        loss.backward()
+        self.strategy.backward(loss, self.model)  # DeepSpeed: engine.backward
         if self.config.gradient_clip_norm:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.gradient_clip_norm)
-        self.optimizer.step()
+        self.strategy.optimizer_step(self.model, self.optimizer)  # DeepSpeed: engine.step
         return loss, self.update_metrics(pred.detach(), y)
 
     def validation_step(self, batch: Any, batch_idx: int) -> tuple[torch.Tensor, dict[str, float]]:

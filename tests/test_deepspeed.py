@@ -1,0 +1,189 @@
+"""DeepSpeed strategy: bad input (fast), ZeRO 1/2 under torchrun, and under RayTorchTrainer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, free_port, subprocess_env
+
+from itwinai_ray.distributed import DeepSpeedStrategy, get_strategy
+from itwinai_ray.distributed.deepspeed import deepspeed_available
+from itwinai_ray.errors import MissingDependencyError, StrategyError
+
+needs_deepspeed = pytest.mark.skipif(
+    not deepspeed_available() and not os.environ.get("CI"),
+    reason='deepspeed not installed: pip install -e ".[deepspeed]"')
+WORKER = ROOT / "tests" / "_deepspeed_worker.py"
+LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
+               "MASTER_PORT")
+CPU_ADAM = {"optimizer": {"type": "Adam", "params": {"torch_adam": True}}}
+
+
+# ---- bad input: before any process starts ------------------------------------------------
+@needs_deepspeed
+def test_unknown_config_key_names_the_closest_key() -> None:
+    with pytest.raises(StrategyError, match=r"Unknown DeepSpeed config key 'zero_optimisation'"
+                                            r"\. Did you mean 'zero_optimization'\?"):
+        get_strategy({"name": "deepspeed", "config": {"zero_optimisation": {"stage": 1}}})
+    with pytest.raises(StrategyError, match="Unknown DeepSpeed config key 'train_micro_batch'"):
+        DeepSpeedStrategy(config={"train_micro_batch": 8})
+
+
+@pytest.mark.parametrize(("extra", "match"), [
+    ({"zero_optimization": {"stage": 3, "offload_param": {"device": "cpu"}}},
+     r"ZeRO stage 3 with zero_optimization.offload_param is not supported on CPU.*"
+     r"zero_force_ds_cpu_optimizer: false"),
+    ({"zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}}},
+     r"ZeRO stage 2 with zero_optimization.offload_optimizer is not supported on CPU"),
+    ({"zero_optimization": {"stage": 5}}, r"ZeRO stage 5 does not exist: use 0, 1, 2 or 3"),
+    ({"fp16": {"enabled": True}}, r"fp16 is not supported on CPU: use bf16"),
+])
+def test_unsupported_zero_setups_on_cpu(extra: dict[str, Any], match: str) -> None:
+    with pytest.raises(StrategyError, match=match):
+        DeepSpeedStrategy(config={**CPU_ADAM, **extra})
+    # Offload works on CPU with torch's Adam (measured): that one is accepted.
+    DeepSpeedStrategy(config={**CPU_ADAM, "zero_force_ds_cpu_optimizer": False,
+                              "zero_optimization": {"stage": 3, "offload_param": {"device": "cpu"}}})
+
+
+def test_config_from_json_file_and_bad_paths(tmp_path: Path) -> None:
+    path = tmp_path / "ds.json"
+    path.write_text(json.dumps({"zero_optimization": {"stage": 2}, **CPU_ADAM}))
+    strategy = DeepSpeedStrategy(config=str(path))
+    assert strategy.ds_config["zero_optimization"] == {"stage": 2}
+    with pytest.raises(StrategyError, match="does not exist: give the path of a JSON file"):
+        DeepSpeedStrategy(config=str(tmp_path / "missing.json"))
+    (tmp_path / "bad.json").write_text("{stage: 1")
+    with pytest.raises(StrategyError, match="is not valid JSON"):
+        DeepSpeedStrategy(config=str(tmp_path / "bad.json"))
+
+
+def test_micro_batch_comes_from_the_batch_size_unless_set() -> None:
+    import torch
+
+    strategy = DeepSpeedStrategy(config={"zero_optimization": {"stage": 1}, **CPU_ADAM})
+    with pytest.raises(StrategyError, match="cannot derive train_micro_batch_size_per_gpu"):
+        strategy.engine_config()
+    strategy.batch_size = 48  # what create_dataloader records
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.02)
+    cfg = strategy.engine_config(opt)
+    assert cfg["train_micro_batch_size_per_gpu"] == 48
+    assert cfg["optimizer"]["params"] == {"torch_adam": True, "lr": 0.02}  # optim_lr tunable
+    explicit = DeepSpeedStrategy(config={"train_micro_batch_size_per_gpu": 4,
+                                         "optimizer": {"type": "Adam", "params": {"lr": 1.0}}})
+    explicit.batch_size = 48
+    cfg = explicit.engine_config(opt)
+    assert cfg["train_micro_batch_size_per_gpu"] == 4 and cfg["optimizer"]["params"]["lr"] == 1.0
+
+
+def test_building_does_not_import_deepspeed() -> None:
+    code = ("import sys; from itwinai_ray.distributed import get_strategy; "
+            "get_strategy({'name': 'deepspeed', 'config': {'zero_optimization': {'stage': 1}}}); "
+            "assert 'deepspeed' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, env=subprocess_env(), timeout=60)
+
+
+def test_missing_deepspeed_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from itwinai_ray.distributed import deepspeed as ds_module
+
+    monkeypatch.setattr(ds_module, "deepspeed_available", lambda: False)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'itwinai-ray\[deepspeed\]'"):
+        DeepSpeedStrategy().init()
+
+
+# ---- ZeRO 1 and 2 under torchrun, 2 processes ----------------------------------------------
+@needs_deepspeed
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("stage", [1, 2])
+def test_zero_stage_trains_digits_under_torchrun(stage: int, tmp_path: Path) -> None:
+    env = {k: v for k, v in subprocess_env().items() if k not in LAUNCH_VARS}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           f"--master_port={free_port()}", str(WORKER), str(tmp_path), str(stage)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=220)
+    results = [json.loads(f.read_text()) for f in sorted(tmp_path.glob("rank*.json"))]
+    errors = [r["error"] for r in results if "error" in r]
+    assert proc.returncode == 0 and len(results) == 2 and not errors, (
+        f"torchrun failed ({proc.returncode}):\n{errors}\n{proc.stdout[-3000:]}\n"
+        f"{proc.stderr[-3000:]}")
+    for rank, obs in enumerate(results):
+        first, last = obs["history"][0], obs["history"][-1]
+        assert first["seen_zero_stage"] == stage and first["seen_world_size"] == 2
+        assert first["seen_rank"] == rank
+        assert first["seen_micro_batch"] == 32  # the trainer's batch_size
+        assert last["val_loss"] < first["val_loss"]
+        assert obs["resumed_start_epoch"] == 2 and len(obs["resumed_history"]) == 1
+        assert obs["resumed_history"][0]["val_loss"] < first["val_loss"]
+    # metrics are means over ranks: every rank reports the same values
+    assert results[0]["history"] == [
+        {**h, "seen_rank": 0.0} for h in results[1]["history"]]
+    shards = sorted(p.name for p in (tmp_path / "ckpt" / "epoch_2" / "deepspeed" / "state")
+                    .iterdir())
+    assert sum("optim_states" in s for s in shards) == 2, shards  # one shard per rank
+    assert (tmp_path / "ckpt" / "epoch_2" / "model.pt").is_file()
+    assert (tmp_path / "ckpt" / "best" / "trainer_state.json").is_file()
+
+
+# ---- RayTorchTrainer: 2 trials x 2 workers, each retried once after a forced failure -------
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray with 5 logical CPUs: two 2-worker trials (2 x 2.01 CPU) run at once."""
+    import ray
+
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), old]))
+    ray.init(address="local", num_cpus=5, include_dashboard=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    yield ray
+    ray.shutdown()
+    if old is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = old
+
+
+def reported_history(trial_dir: str) -> list[dict[str, Any]]:
+    lines = Path(trial_dir, "result.json").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@needs_deepspeed
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_ray_hpo_with_deepspeed_resumes_after_a_failure(ray_cluster, digits_split,
+                                                        tmp_path: Path) -> None:
+    from hpo_trainers import FailOnceTrainer
+
+    from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
+
+    strategy = {"name": "deepspeed", "backend": "gloo",
+                "config": {"zero_optimization": {"stage": 2}, **CPU_ADAM}}
+    trainer = RayTorchTrainer(
+        trainer=FailOnceTrainer(epochs=3, strategy=strategy, random_seed=0,
+                                config={"batch_size": 32, "hidden_size": 32}),
+        scaling_config={"num_workers": 2},
+        tune_config={"num_samples": 1, "metric": "val_loss", "mode": "min"},
+        run_config={"storage_path": str(tmp_path), "name": "ds-hpo", "max_failures": 1},
+        search_space={"optim_lr": {"type": "grid_search", "values": [3e-3, 1e-2]}})
+    *_, results = trainer.execute(*digits_split)
+    assert len(results.rows) == 2
+    for row in results.rows:
+        assert row.status == "finished", row.traceback
+        m = row.metrics
+        assert m["epoch"] == 3 and m["world_size"] == 2 and m["seen_world_size"] == 2
+        assert m["seen_strategy_is_deepspeed"] == 1.0
+        assert m["seen_start_epoch"] == 1, "the retry did not resume from the epoch-1 checkpoint"
+        assert m["seen_lr"] == row.config["optim_lr"]  # the sampled lr reached DeepSpeed's Adam
+        history = reported_history(row.path)
+        assert [h["epoch"] for h in history] == [1, 2, 3]  # attempt 1: epoch 1; retry: 2, 3
+        assert history[-1]["val_loss"] < history[0]["val_loss"]
+        ckpt = Path(row.checkpoint)
+        shards = [p.name for p in (ckpt / "deepspeed" / "state").iterdir()]
+        assert sum("optim_states" in s for s in shards) == 2, shards  # both ranks' parts
+        assert (ckpt / "model.pt").is_file() and (ckpt / "trainer_state.json").is_file()
