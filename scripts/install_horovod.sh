@@ -52,13 +52,15 @@ for f in "$SRC/CMakeLists.txt" "$SRC/horovod/torch/CMakeLists.txt"; do
   sed -i -e 's/CMAKE_CXX_STANDARD 14/CMAKE_CXX_STANDARD 17/g' -e 's/c++14/c++17/g' "$f"
 done
 
+# Build tools and Horovod's runtime dependencies first (a fresh venv's setuptools may lack
+# bdist_wheel); pip keeps the installed torch as it is.
+"$PY" -m pip install -q "setuptools>=68" wheel packaging cloudpickle psutil pyyaml cffi
+
 echo "install_horovod: building horovod $VERSION (pytorch, gloo; no MPI/TF/MXNet), a few minutes on 2 cores"
 HOROVOD_WITH_PYTORCH=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
   HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_MXNET=1 \
   MAKEFLAGS="-j${HOROVOD_BUILD_JOBS:-$(nproc)}" \
   "$PY" -m pip install -q --no-build-isolation --no-deps --no-cache-dir "$SRC"
-# Horovod's runtime dependencies (pip's resolver keeps the installed torch as it is).
-"$PY" -m pip install -q cloudpickle psutil pyyaml packaging cffi
 
 works || { echo "install_horovod: horovod installed but horovod.torch with gloo does not import" >&2; exit 1; }
 

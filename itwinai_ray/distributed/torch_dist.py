@@ -78,6 +78,7 @@ def read_launch_env(environ: Mapping[str, str] | None = None, strategy: str = "d
     else:
         raise StrategyError(
             f"strategy '{strategy}' needs a launcher that starts one process per device: run with "
+            f"{'`horovodrun --gloo -np N ...`, ' if strategy == 'horovod' else ''}"
             "`torchrun --nproc_per_node=N ...` or `srun ...` (no RANK/WORLD_SIZE or "
             "SLURM_PROCID/SLURM_NTASKS found), or use `strategy: none` for a single process"
         )
