@@ -1,7 +1,8 @@
 """Ray classes of :mod:`itwinai_ray.tuning.ray_backend` (built lazily: no Ray import here).
 
 - ``ForwardReports`` (Train ``UserCallback``, on the Train controller): hands each report to
-  the trial through a ``ray.util.queue.Queue`` of size 1.
+  the trial through a :class:`Mailbox` of size 1 (kept in the registry actor: no actor
+  process per trial), or a ``ray.util.queue.Queue`` of size 1 without a registry.
 - ``Registry`` (a 0-CPU named actor, one per experiment): which placement groups and Train
   run directories each trial created. Rank 0 registers its worker group's placement group
   as soon as it starts (before training), the trial registers its Train run directory
@@ -64,10 +65,61 @@ def ray_classes() -> tuple[type, type, Any]:
 
     @ray.remote(num_cpus=0)
     class Registry:
-        """Per-experiment record: trial id -> placement group ids and Train run dirs."""
+        """Per-experiment record: trial id -> placement group ids and Train run dirs.
+
+        Also holds the report mailboxes of the running Train runs (``box_*``; an async
+        actor, so a blocked ``box_put`` or ``box_get`` does not block the other calls).
+        """
 
         def __init__(self) -> None:
             self._entries: dict[str, tuple[set[str], set[str]]] = {}
+            self._boxes: dict[str, dict[str, Any]] = {}
+            self._closed: set[str] = set()
+
+        def _box(self, key: str) -> dict[str, Any]:
+            import asyncio
+
+            if key in self._closed:  # a put after the close must fail, not open a new box
+                return {"cond": asyncio.Condition(), "full": False, "item": None,
+                        "closed": True}
+            if key not in self._boxes:
+                self._boxes[key] = {"cond": asyncio.Condition(), "full": False, "item": None,
+                                    "closed": False}
+            return self._boxes[key]
+
+        async def box_put(self, key: str, item: Any) -> None:
+            box = self._box(key)
+            async with box["cond"]:
+                await box["cond"].wait_for(lambda: not box["full"] or box["closed"])
+                if box["closed"]:
+                    raise RuntimeError(f"The report mailbox of Train run {key} is closed: "
+                                       f"the trial stopped taking reports.")
+                box["item"], box["full"] = item, True
+                box["cond"].notify_all()
+
+        async def box_get(self, key: str, timeout: float | None) -> tuple[bool, Any]:
+            import asyncio
+
+            box = self._box(key)
+            async with box["cond"]:
+                try:
+                    await asyncio.wait_for(box["cond"].wait_for(lambda: box["full"]), timeout)
+                except asyncio.TimeoutError:
+                    return False, None
+                item, box["item"], box["full"] = box["item"], None, False
+                box["cond"].notify_all()
+                return True, item
+
+        async def box_empty(self, key: str) -> bool:
+            return not self._box(key)["full"]
+
+        async def box_close(self, key: str) -> None:
+            self._closed.add(key)
+            box = self._boxes.pop(key, None)
+            if box is not None:
+                async with box["cond"]:
+                    box["closed"] = True
+                    box["cond"].notify_all()
 
         def register(self, trial_id: str, pg_id: str | None = None,
                      run_dir: str | None = None) -> None:
@@ -121,6 +173,59 @@ def ray_classes() -> tuple[type, type, Any]:
             release_all(self._name, self._namespace)
 
     return ForwardReports, ReleaseTrialResources, Registry
+
+
+class Mailbox:
+    """The report hand-over of one Train run, kept in the experiment's registry actor.
+
+    A drop-in for the ``ray.util.queue.Queue(maxsize=1)`` that ``ForwardReports`` (``put``,
+    on the controller) and the trial (``get``, ``empty``, ``shutdown``) use, without starting
+    a queue actor process per trial. ``put`` blocks while the previous report has not been
+    taken; after ``shutdown`` a blocked or later ``put`` raises.
+    """
+
+    def __init__(self, registry_name: str, namespace: str | None, key: str) -> None:
+        self._name, self._namespace, self._key = registry_name, namespace, key
+        self._handle: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_handle": None}
+
+    def _actor(self) -> Any:
+        import ray
+
+        if self._handle is None:
+            self._handle = ray.get_actor(self._name, namespace=self._namespace)
+        return self._handle
+
+    def put(self, item: Any) -> None:
+        import ray
+
+        ray.get(self._actor().box_put.remote(self._key, item))
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        import queue
+
+        import ray
+
+        ok, item = ray.get(self._actor().box_get.remote(self._key, timeout if block else 0))
+        if not ok:
+            raise queue.Empty
+        return item
+
+    def empty(self) -> bool:
+        import ray
+
+        return bool(ray.get(self._actor().box_empty.remote(self._key)))
+
+    def shutdown(self, force: bool = False) -> None:
+        """Close the mailbox: a controller blocked in ``put`` fails instead of hanging."""
+        import ray
+
+        try:
+            ray.get(self._actor().box_close.remote(self._key), timeout=_REGISTRY_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - the registry may already be gone
+            logger.debug("Mailbox %s: close failed.", self._key, exc_info=True)
 
 
 def registry_call(name: str, namespace: str | None, method: str, *args: Any) -> Any:

@@ -7,8 +7,9 @@ Each trial is one Tune function trainable:
 - ``num_workers == 1`` (fast path): ``worker_fn`` runs in the trial process; ``ctx.report`` is
   ``ray.tune.report`` with the checkpoint.
 - ``num_workers >= 2``: the trial (0.01 CPU) runs a Train V2 ``TorchTrainer.fit()`` in a thread.
-  A Train ``UserCallback`` puts each report (rank 0's metrics, the persisted checkpoint) on a
-  ``ray.util.queue.Queue``; the trial re-reports it to Tune with the checkpoint, so Tune holds
+  A Train ``UserCallback`` puts each report (rank 0's metrics, the persisted checkpoint) in a
+  mailbox of size 1 kept in the experiment's registry actor (no process per trial); the trial
+  re-reports it to Tune with the checkpoint, so Tune holds
   real checkpoints (PBT, restore, ``get_best_result().checkpoint``).
 
   Tune copies each checkpoint into the trial's directory; the Train run directory
@@ -50,6 +51,11 @@ logger = logging.getLogger(__name__)
 
 _QUEUE_POLL_S = 0.2
 _JOIN_TIMEOUT_S = 10.0
+#: How often Train V2's controller polls its workers (``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``,
+#: default 2 s). Each worker holds one report until the poll takes it, so the default caps a
+#: trial at one epoch per 2 s. A value set in the environment wins; missed polls only fail a
+#: worker after RAY_TRAIN_WORKER_HEALTH_CHECK_TIMEOUT_S (10 min), so a short poll is safe.
+_TRAIN_POLL_ENV, _TRAIN_POLL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25"
 #: Worker-group start failures (a controller error) Train retries before the trial errors.
 _CONTROLLER_FAILURE_LIMIT = 2
 
@@ -213,13 +219,17 @@ def _run_worker_group(config: dict[str, Any], spec: _TrialSpec, trial_id: str,
     import ray.tune
     from ray.util.queue import Empty, Queue
 
-    reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
     # A fresh Train run per attempt: resuming comes from Tune's checkpoint (retry, restore,
     # PBT exploit), never from an older Train run of the same trial.
     run_name = f"{trial_id}_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}"
+    # The report hand-over lives in the experiment's registry actor: no process per trial.
+    reports = (_ray_callbacks.Mailbox(*spec.registry, run_name) if spec.registry
+               else Queue(maxsize=1, actor_options={"num_cpus": 0}))
     run_dir = os.path.join(spec.train_storage_path, run_name)
     if spec.registry:  # deleted by the Tune callback if this trial is killed
         _ray_callbacks.registry_notify(*spec.registry, "register", trial_id, None, run_dir)
+    # Read in this (trial) process when fit() starts the controller, which gets it as an env var.
+    os.environ.setdefault(_TRAIN_POLL_ENV, _TRAIN_POLL_S)
     trainer = _build_trainer(config, spec, trial_id, trial_dir, resume_dir, run_name, reports)
     outcome: dict[str, BaseException] = {}
 
