@@ -74,13 +74,15 @@ def test_bad_values_fail_before_ray_starts(space, match) -> None:
     assert not ray.is_initialized()
 
 
-def test_multi_objective_is_refused_before_ray_starts() -> None:
+def test_multi_objective_plans_lists_and_a_scheduler_must_name_its_metric() -> None:
+    space = {"optim_lr": {"type": "uniform", "lower": 0.1, "upper": 0.2}}
+    tune = {"metric": ["val_loss", "train_loss"], "mode": ["min", "min"], "search_alg": "optuna"}
+    plan = RayTorchTrainer(config={"hidden_size": 8}, tune_config=tune,
+                           search_space=space).plan()
+    assert (plan["metric"], plan["mode"]) == (["val_loss", "train_loss"], ["min", "min"])
     trainer = RayTorchTrainer(config={"hidden_size": 8},
-                              tune_config={"metric": ["val_loss", "train_loss"],
-                                           "mode": ["min", "min"]},
-                              search_space={"optim_lr": {"type": "uniform", "lower": 0.1,
-                                                         "upper": 0.2}})
-    with pytest.raises(ConfigurationError, match="multi-objective"):
+                              tune_config={**tune, "scheduler": "asha"}, search_space=space)
+    with pytest.raises(ConfigurationError, match=r"scheduler: \{name: asha, metric: val_loss\}"):
         trainer.plan()
 
 

@@ -18,6 +18,8 @@ class BuildContext:
     mode: Any
     space: Mapping[str, Any] = field(default_factory=dict)
     max_t: int | None = None
+    max_concurrent: int | None = None  # the ConcurrencyLimiter's, if any
+    num_samples: int | None = None  # the number of trials, when known
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ def spec_name(spec: Any, what: str) -> str | None:
 
 def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any, mode: Any,
            max_t: int | None, space: Mapping[str, Any] | None = None,
-           ) -> tuple[Any, str, AlgorithmSpec | None, int | None]:
+           num_samples: int | None = None) -> tuple[Any, str, AlgorithmSpec | None, int | None]:
     """Build a searcher/scheduler. Returns (object or None, name, table entry, max_concurrent)."""
     check_metric_mode(metric, mode)
     if spec is not None and not isinstance(spec, (str, Mapping)):
@@ -197,7 +197,7 @@ def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any
     try:  # a wrongly typed value (None, a string) fails in prepare/check/cls: name it
         if alg and alg.prepare:
             kwargs = alg.prepare(kwargs, BuildContext(str(name), metric, mode, space or {},
-                                                      max_t))
+                                                      max_t, max_concurrent, num_samples))
         if alg and alg.check:
             defaults = {p: params[p].default for p in accepted
                         if params[p].default is not inspect.Parameter.empty}
@@ -235,8 +235,8 @@ def _check_space(searcher: Any, name: str, space: Mapping[str, Any]) -> None:
                                f"(optuna and random take every type).") from err
 
 
-def build_searcher(spec: Any, metric: Any, mode: Any,
-                   space: Mapping[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+def build_searcher(spec: Any, metric: Any, mode: Any, space: Mapping[str, Any] | None, *,
+                   num_samples: int | None = None) -> tuple[Any, dict[str, Any]]:
     """Build the search algorithm and the param space that goes with it.
 
     Args:
@@ -245,6 +245,7 @@ def build_searcher(spec: Any, metric: Any, mode: Any,
         metric, mode: what to optimise; given to the searcher unless the spec sets them.
             Lists (several metrics) are accepted by the searchers that support them.
         space: YAML or already built search space (see ``build_search_space``).
+        num_samples: the number of trials, when known: Nevergrad's default ``budget``.
 
     Returns:
         ``(search_alg or None, param_space)``. ``None`` means Ray's random/grid generator;
@@ -265,7 +266,8 @@ def build_searcher(spec: Any, metric: Any, mode: Any,
         raise ConfigurationError(
             f"The searcher {name!r} optimises one metric, but metric is {metric}. For several "
             f"metrics use {', '.join(multi)} (optuna: sampler nsga2 or tpe), or give one metric.")
-    searcher, name, alg, max_concurrent = _build("searcher", SEARCHERS, spec, metric, mode, None)
+    searcher, name, alg, max_concurrent = _build("searcher", SEARCHERS, spec, metric, mode, None,
+                                                 num_samples=num_samples)
     param_space = build_search_space(space)
     if alg and alg.grid:
         param_space = to_grid(param_space)
@@ -373,15 +375,16 @@ def pair_scheduler(search_spec: Any, scheduler_spec: Any) -> Any:
 
 
 def build_algorithms(search_spec: Any, scheduler_spec: Any, metric: Any, mode: Any,
-                     space: Mapping[str, Any] | None, max_t: int | None = None,
-                     ) -> tuple[Any, dict[str, Any], Any]:
+                     space: Mapping[str, Any] | None, max_t: int | None = None, *,
+                     num_samples: int | None = None) -> tuple[Any, dict[str, Any], Any]:
     """Searcher, param space and scheduler, checked together (see :func:`pair_scheduler`).
 
     Returns ``(search_alg or None, param_space, scheduler)``.
     """
     metric, mode = normalize_objectives(metric, mode)
     scheduler_spec = pair_scheduler(search_spec, scheduler_spec)
-    searcher, param_space = build_searcher(search_spec, metric, mode, space)
+    searcher, param_space = build_searcher(search_spec, metric, mode, space,
+                                           num_samples=num_samples)
     scheduler = build_scheduler(scheduler_spec, metric, mode, max_t, search_space=param_space)
     return searcher, param_space, scheduler
 

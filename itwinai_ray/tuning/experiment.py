@@ -26,12 +26,28 @@ class Plan:
     """What a validated experiment needs besides the worker function (built without Ray)."""
 
     space: dict[str, Any]
-    metric: str
-    mode: str
+    metric: str | list[str]  # a list: several metrics (multi-objective)
+    mode: str | list[str]
     searcher: Any
     scheduler: Any
     name: str
     max_epochs: int | None = None
+
+
+def plan_search(space: dict[str, Any], tune: TuneSettings, *, name: str,
+                max_epochs: int | None, who: str) -> Plan:
+    """Metric, mode, searcher and scheduler for a validated search space (no Ray started)."""
+    from . import algorithms
+
+    metric = algorithms.resolve_metric(tune.metric, tune.scheduler)
+    mode = algorithms.resolve_mode(tune.mode, tune.scheduler)
+    # Several metrics (multi-objective) become lists; bohb gets its HyperBandForBOHB.
+    metric, mode = algorithms.normalize_objectives(metric, mode)
+    searcher, space, scheduler = algorithms.build_algorithms(
+        tune.search_alg, tune.scheduler, metric, mode, space, max_t=max_epochs,
+        num_samples=tune.num_samples)
+    return Plan(space=space, metric=metric, mode=mode, searcher=searcher,
+                scheduler=scheduler, name=name, max_epochs=max_epochs)
 
 
 def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: TuneSettings,

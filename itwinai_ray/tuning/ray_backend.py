@@ -335,6 +335,28 @@ def make_trainable(
     return ray.tune.with_resources(trainable, ray.tune.PlacementGroupFactory([bundle]))
 
 
+def _primary_objective(metric: Any, mode: Any, scheduler: Any) -> tuple[str, str, bool]:
+    """``(metric, mode, several)``: the one metric that ranks checkpoints and drives stops."""
+    metrics = list(metric) if isinstance(metric, (list, tuple)) else [metric]
+    modes = list(mode) if isinstance(mode, (list, tuple)) else [mode] * len(metrics)
+    if not metrics or len(modes) != len(metrics) or any(m not in ("min", "max") for m in modes):
+        raise ConfigurationError(f"mode is {mode!r}, but must be 'min' or 'max' (one per "
+                                 f"metric of {metric!r}).")
+    own = getattr(scheduler, "_metric", None)
+    if len(metrics) > 1 and own in metrics:
+        return own, modes[metrics.index(own)], True
+    return metrics[0], modes[0], len(metrics) > 1
+
+
+def _cap_limiter(search_alg: Any, concurrency: int) -> None:
+    """Tune ignores ``max_concurrent_trials`` when the searcher is a ``ConcurrencyLimiter``
+    (it does not count Train's workers either): cap the limiter at what the cluster runs."""
+    from ray.tune.search import ConcurrencyLimiter
+
+    if isinstance(search_alg, ConcurrencyLimiter) and search_alg.max_concurrent > concurrency:
+        search_alg.max_concurrent = concurrency
+
+
 def run_experiment(
     worker_fn: WorkerFn,
     param_space: dict[str, Any],
@@ -342,8 +364,8 @@ def run_experiment(
     num_workers: int,
     use_gpu: bool,
     resources_per_worker: Mapping[str, float] | None,
-    metric: str,
-    mode: str,
+    metric: str | list[str],
+    mode: str | list[str],
     num_samples: int,
     search_alg: Any = None,
     scheduler: Any = None,
@@ -373,7 +395,9 @@ def run_experiment(
         param_space: Tune search space.
         num_workers: workers per trial; 1 runs the worker inside the trial (no worker group).
         use_gpu, resources_per_worker: per-worker resources (default 1 CPU, +1 GPU).
-        metric, mode: what the searcher, scheduler and checkpoint ranking optimise.
+        metric, mode: what the searcher, scheduler and checkpoint ranking optimise. Lists
+            (several metrics) go to the searcher only, which must already hold them (e.g.
+            optuna); checkpoints are ranked on the scheduler's metric, else the first.
         search_alg, scheduler: built Ray Tune objects, or None (random search, FIFO).
         max_concurrent_trials: capped at what the cluster can run at once; None = that.
         storage_path, name: results go to ``storage_path/name``.
@@ -402,8 +426,9 @@ def run_experiment(
     """
     import ray.tune
 
-    if mode not in ("min", "max"):
-        raise ConfigurationError(f"mode is {mode!r}, but must be 'min' or 'max'.")
+    # Several metrics (multi-objective): the searcher holds them; checkpoint ranking, stop
+    # conditions and the progress view use one, the scheduler's if it has one, else the first.
+    metric, mode, multi = _primary_objective(metric, mode, scheduler)
     if num_samples < 1:
         raise ConfigurationError(f"num_samples is {num_samples}, but must be >= 1.")
     experiment_dir = os.path.join(os.path.abspath(storage_path), name)
@@ -436,13 +461,15 @@ def run_experiment(
             resources_per_worker=resources_per_worker, storage_path=storage_path, name=name,
             checkpoint_num_to_keep=checkpoint_num_to_keep, trial_config_base=trial_config_base,
             registry=registry, worker_max_failures=worker_max_failures)
-        scheduler_has_metric = getattr(scheduler, "_metric", None) is not None
+        # Tune refuses metric/mode here when the scheduler already has its own, and takes one
+        # metric only: several are the searcher's business.
+        scheduler_has_metric = getattr(scheduler, "_metric", None) is not None or multi
+        _cap_limiter(search_alg, concurrency)
         make_tuner = _restorer(experiment_dir) if resume else ray.tune.Tuner
         tuner = make_tuner(
             trainable,
             param_space=param_space,
             tune_config=ray.tune.TuneConfig(
-                # Tune refuses metric/mode here when the scheduler already has its own.
                 metric=None if scheduler_has_metric else metric,
                 mode=None if scheduler_has_metric else mode,
                 num_samples=num_samples, search_alg=search_alg, scheduler=scheduler,

@@ -47,18 +47,30 @@ def _finite(value: Any) -> float | None:
 
 @dataclass
 class HPOResults:
-    """Outcome of a tuning run, ranked by ``metric`` (``mode`` min or max)."""
+    """Outcome of a tuning run, ranked by ``metric`` (``mode`` min or max).
+
+    With several tuned metrics, ``objectives`` lists ``(metric, mode)`` pairs, ``metric`` is
+    the first (ranking, ``best``, ``best_config.yaml``) and :meth:`pareto_front` gives the
+    trials no other trial beats on every metric.
+    """
 
     metric: str
     mode: str
     rows: list[TrialRow]
     experiment_path: str | None = None
     max_epochs: int | None = None
+    objectives: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
-    def from_result_grid(cls, grid: Iterable[Any], metric: str, mode: str,
-                         param_keys: Iterable[str], max_epochs: int | None = None,
+    def from_result_grid(cls, grid: Iterable[Any], metric: str | list[str],
+                         mode: str | list[str], param_keys: Iterable[str],
+                         max_epochs: int | None = None,
                          experiment_path: str | None = None) -> HPOResults:
+        objectives: list[tuple[str, str]] = []
+        if isinstance(metric, (list, tuple)):  # several metrics: rank on the first
+            modes = list(mode) if isinstance(mode, (list, tuple)) else [mode] * len(metric)
+            objectives = list(zip(metric, modes)) if len(metric) > 1 else []
+            metric, mode = metric[0], modes[0]
         keys = list(param_keys)
         rows = []
         for result in grid:
@@ -82,7 +94,7 @@ class HPOResults:
                 traceback=None if result.error is None else _error_text(result),
             ))
         results = cls(metric=metric, mode=mode, rows=rows, experiment_path=experiment_path,
-                      max_epochs=max_epochs)
+                      max_epochs=max_epochs, objectives=objectives)
         results.rows = results.ranked()
         return results
 
@@ -110,9 +122,22 @@ class HPOResults:
     def best_config(self) -> dict[str, Any]:
         return dict(self.best.config)
 
+    def pareto_front(self) -> list[TrialRow]:
+        """Trials on the Pareto front of ``objectives`` (empty with one metric); see
+        :mod:`itwinai_ray.tuning.pareto`. Errored trials are left out."""
+        from .pareto import pareto_indices
+
+        if not self.objectives:
+            return []
+        rows = [r for r in self.ranked() if r.status != "error"]
+        points = [[r.metrics.get(m) for m, _ in self.objectives] for r in rows]
+        return [rows[i] for i in pareto_indices(points, [m for _, m in self.objectives])]
+
     def table(self) -> list[dict[str, Any]]:
         """Ranked rows as plain dicts (for JSON, CSV or a DataFrame)."""
+        more = [m for m, _ in self.objectives[1:]]  # the other tuned metrics
         return [{"rank": i + 1, "trial_id": r.trial_id, **r.config, self.metric: r.metric,
+                 **{m: _finite(r.metrics.get(m)) for m in more},
                  "epochs": r.epochs, "status": r.status} for i, r in enumerate(self.ranked())]
 
     def to_dataframe(self) -> Any:
@@ -128,6 +153,9 @@ class HPOResults:
         scored = [r for r in self.ranked() if r.metric is not None]
         best = (f"best {self.metric}={scored[0].metric:.4g}" if scored
                 else f"no trial reported a finite {self.metric}")
+        if self.objectives:
+            best += f"; Pareto front of {[m for m, _ in self.objectives]}: " \
+                    f"{len(self.pareto_front())} trials"
         errored = [f"\n  errored: {r.trial_id}: {r.error} (logs: {r.path})"
                    for r in self.rows if r.status == "error"]
         return f"{len(self.rows)} trials ({text}); {best}{''.join(errored)}"
@@ -154,6 +182,9 @@ class HPOResults:
         return json.dumps({"metric": self.metric, "mode": self.mode,
                            "best": scored[0].__dict__ if scored else None,
                            "trials": self.table(),
+                           **({"objectives": [list(o) for o in self.objectives],
+                               "pareto_front": [r.trial_id for r in self.pareto_front()]}
+                              if self.objectives else {}),
                            "errors": [{"trial_id": r.trial_id, "error": r.error,
                                        "traceback": r.traceback, "path": r.path}
                                       for r in self.rows if r.status == "error"]},

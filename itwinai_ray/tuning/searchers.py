@@ -13,7 +13,9 @@ Why some searchers need more than ``pip install``:
 - ``hebo``: HEBO 0.3.6 requires ``numpy<1.25``; Ray, torch and scikit-learn here need numpy 2,
   so installing HEBO would downgrade numpy under them. Building ``hebo`` raises an error that
   says so.
-- ``ax``: ``ax-platform`` pulls botorch, gpytorch, plotly and IPython; it is its own extra.
+- ``ax``: Ray 2.60's ``AxSearch`` targets ax-platform 0.x; with 1.3.1 (the release that installs
+  here, with botorch, gpytorch, plotly and IPython) it fails when Tune hands it the search
+  space. Building ``ax`` raises an error that says so.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ OPTUNA_SAMPLERS: dict[str, tuple[str, bool, str | None]] = {
     "qmc": ("QMCSampler", True, "scipy"),
 }
 
-#: Nevergrad's optimizer when none is named: its own recommended, budget-aware choice.
-NEVERGRAD_DEFAULT = "NGOpt"
+#: Nevergrad's optimizer when none is named: differential evolution (needs no budget).
+NEVERGRAD_DEFAULT = "TwoPointsDE"
 
 
 def _is_multi(metric: Any) -> bool:
@@ -102,11 +104,13 @@ def _prepare_optuna(kwargs: dict[str, Any], ctx: BuildContext) -> dict[str, Any]
 
 
 def _prepare_nevergrad(kwargs: dict[str, Any], ctx: BuildContext) -> dict[str, Any]:
-    """``optimizer: CMA`` -> ``nevergrad.optimizers.registry['CMA']``."""
-    name = kwargs.get("optimizer", NEVERGRAD_DEFAULT)
-    if isinstance(name, str):
-        import nevergrad as ng
+    """``optimizer: CMA`` -> ``nevergrad.optimizers.registry['CMA']``, with ``num_workers``
+    (the ConcurrencyLimiter's) and ``budget`` (``num_samples``) filled in."""
+    import nevergrad as ng
 
+    name = kwargs.get("optimizer", NEVERGRAD_DEFAULT)
+    kwargs["optimizer"] = name
+    if isinstance(name, str):
         registry = ng.optimizers.registry
         if name not in registry:
             raise ConfigurationError(
@@ -114,6 +118,21 @@ def _prepare_nevergrad(kwargs: dict[str, Any], ctx: BuildContext) -> dict[str, A
                 f"Evolutionary examples: TwoPointsDE, CMA, OnePlusOne, PSO, "
                 f"DiscreteOnePlusOne; adaptive: NGOpt. All: nevergrad.optimizers.registry.")
         kwargs["optimizer"] = registry[name]
+    if isinstance(kwargs["optimizer"], ng.optimizers.base.Optimizer):
+        return kwargs  # a built optimizer: used as is
+    # Nevergrad asserts when asked for more points at once than its num_workers.
+    options = dict(kwargs.get("optimizer_kwargs") or {})
+    options.setdefault("num_workers", ctx.max_concurrent or 1)
+    if ctx.num_samples:
+        options.setdefault("budget", ctx.num_samples)
+    kwargs["optimizer_kwargs"] = options
+    try:  # some optimizers (NGOpt) fail only at the first ask: try one now, on a toy space
+        kwargs["optimizer"](ng.p.Dict(x=ng.p.Scalar(lower=0.0, upper=1.0)), **options).ask()
+    except (AssertionError, TypeError, ValueError) as err:
+        raise ConfigurationError(
+            f"The Nevergrad optimizer {name!r} cannot start with {options}: "
+            f"{type(err).__name__} {err}. NGOpt needs a budget (optimizer_kwargs: "
+            f"{{budget: N}}, or num_samples); or pick another optimizer.") from err
     return kwargs
 
 
@@ -136,6 +155,23 @@ def numpy_blocker(package: str, below: str) -> Any:
     return blocker
 
 
+def ax_blocker() -> str | None:
+    """Ray 2.60's AxSearch was written for ax-platform 0.x; the current 1.x breaks it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("ax-platform")
+    except PackageNotFoundError:
+        installed = None
+    if installed is not None and installed.startswith("0."):
+        return None  # ax-platform 0.x: let Ray's AxSearch try
+    return (f"Ray 2.60's AxSearch does not work with ax-platform 1.x "
+            f"({'installed: ' + installed if installed else 'the current release'}): "
+            f"measured with 1.3.1, set_search_properties fails with \"'Objective' object has no "
+            f"attribute 'objectives'\". Use optuna (sampler: gp) or bayesopt for Bayesian "
+            f"optimisation")
+
+
 SEARCHERS: dict[str, AlgorithmSpec] = {
     "random": AlgorithmSpec(None, multi_objective=True,
                             description="Random sampling (Ray's BasicVariantGenerator)."),
@@ -156,8 +192,8 @@ SEARCHERS: dict[str, AlgorithmSpec] = {
     "nevergrad": AlgorithmSpec(
         "ray.tune.search.nevergrad.NevergradSearch", package="nevergrad", extra="hpo",
         supports_grid=False, max_concurrent=4, prepare=_prepare_nevergrad,
-        description="Nevergrad (evolutionary); optimizer by name: NGOpt (default), "
-                    "TwoPointsDE, CMA, OnePlusOne, PSO, ..."),
+        description="Nevergrad (evolutionary); optimizer by name: TwoPointsDE (default), "
+                    "CMA, OnePlusOne, PSO, NGOpt, ..."),
     "bohb": AlgorithmSpec(
         "ray.tune.search.bohb.TuneBOHB", package="hpbandster", more_packages=("ConfigSpace",),
         extra="hpo", supports_grid=False, max_concurrent=4,
@@ -168,8 +204,8 @@ SEARCHERS: dict[str, AlgorithmSpec] = {
         blocker=numpy_blocker("HEBO 0.3.6", "1.25"),
         description="HEBO (Huawei): unusable with numpy 2 (needs numpy<1.25)."),
     "ax": AlgorithmSpec(
-        "ray.tune.search.ax.AxSearch", package="ax", extra="ax", supports_grid=False,
-        description="Ax / BoTorch Bayesian optimisation (the 'ax' extra: heavy)."),
+        "ray.tune.search.ax.AxSearch", package="ax", supports_grid=False, blocker=ax_blocker,
+        description="Ax / BoTorch: unusable with Ray 2.60 and ax-platform 1.x."),
 }
 
 #: The argument each Ray searcher seeds with, for a ``seed`` given in YAML.

@@ -1,0 +1,75 @@
+"""PBT on the real trainer: an exploited trial resumes from another trial's checkpoint with a
+perturbed learning rate, and its optimizer really uses the new lr (``apply_changed_hparams``).
+
+Everything is asserted from each trial's own record (``resumes.jsonl``, written by the
+trainer in its worker, see ``tests/search_trainers.py``) and its reported metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray
+
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), old]))
+    ray.init(address="local", num_cpus=4, include_dashboard=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    yield ray
+    ray.shutdown()
+    if old is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = old
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_pbt_exploit_resumes_another_trials_checkpoint_with_a_new_lr(
+        ray_cluster, tmp_path, digits_split) -> None:
+    from search_trainers import RecordingDigitsTrainer
+
+    from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
+
+    trainer = RayTorchTrainer(
+        trainer=RecordingDigitsTrainer(config={"hidden_size": 16, "batch_size": 64},
+                                       epochs=6, random_seed=0),
+        scaling_config={"num_workers": 1},
+        tune_config={"num_samples": 4, "metric": "val_loss", "mode": "min",
+                     "scheduler": {"name": "pbt", "perturbation_interval": 1,
+                                   "quantile_fraction": 0.25, "resample_probability": 0.0}},
+        run_config={"storage_path": str(tmp_path), "name": "pbt"},
+        search_space={"optim_lr": {"type": "loguniform", "lower": 1e-4, "upper": 0.1}},
+    )
+    *_, results = trainer.execute(*digits_split)
+    assert len(results.rows) == 4 and all(r.status != "error" for r in results.rows)
+
+    records = []
+    for row in results.rows:
+        path = os.path.join(row.path, "resumes.jsonl")
+        if os.path.isfile(path):
+            with open(path) as f:
+                records += [json.loads(line) for line in f]
+    exploits = [r for r in records if r["from"] != r["trial"]]
+    assert exploits, f"PBT made no exploit; resumes: {records}"
+    for e in exploits:
+        assert e["epoch"] >= 0  # a mid-training checkpoint of the other trial
+        # perturbed: PBT multiplies by 0.8 or 1.2 (resample_probability 0)
+        ratio = e["config_lr"] / e["lr_in_checkpoint"]
+        assert ratio == pytest.approx(0.8) or ratio == pytest.approx(1.2), e
+        # the optimizer state came from the checkpoint, the lr from the new config
+        assert e["optimizer_lr"] == pytest.approx(e["config_lr"])
+    by_id = {row.trial_id: row for row in results.rows}
+    for trial in {e["trial"] for e in exploits}:
+        row = by_id[trial]
+        last = [e for e in exploits if e["trial"] == trial][-1]
+        assert row.config["optim_lr"] == pytest.approx(last["config_lr"])
+        assert row.metrics["seen_lr"] == pytest.approx(last["config_lr"])
+        assert row.metrics["epoch"] == 6  # exploiting trials continue to the end
