@@ -50,8 +50,10 @@ class RayTorchTrainer(TorchTrainer):
         scaling_config: ``num_workers`` (1: no worker group), ``use_gpu``,
             ``resources_per_worker`` per trial.
         tune_config: ``num_samples``, ``metric`` (default: the scheduler's, else ``loss``),
-            ``mode`` (default ``min``), ``search_alg`` (``random``, ``grid``, ``optuna``, a
-            ``_target_``), ``scheduler`` (``fifo``, ``asha``, ``median``, a ``_target_``),
+            ``mode`` (default ``min``; lists for several metrics), ``search_alg`` (``random``,
+            ``grid``, ``optuna``, ``hyperopt``, ``bayesopt``, ``nevergrad``, ``bohb``, a
+            ``_target_``), ``scheduler`` (``fifo``, ``asha``, ``median``, ``hyperband``,
+            ``pbt``, ``pb2``, a ``_target_``),
             ``max_concurrent_trials`` (default: what the cluster holds), ``time_budget_s``,
             ``stop`` (per trial, e.g. ``{val_loss: 0.1}`` or ``{training_iteration: 5}``).
         run_config: ``name``, ``storage_path`` (shared across nodes), ``checkpoint_frequency``
