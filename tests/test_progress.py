@@ -77,8 +77,8 @@ def test_rich_view_renders_the_same_numbers() -> None:
     console = Console(file=io.StringIO(), width=150)
     console.print(render_rich(_state(), now=160.0))
     text = console.file.getvalue()
-    for word in ("pending", "running", "finished", "stopped", "errored", "best loss",
-                 "0.5 (b)", "0:01:00", "0:03:00"):
+    for word in ("2 pending", "1 running", "1 finished", "0 stopped", "0 errored",
+                 "best loss: 0.5 (b)", "1/4 trials done", "elapsed 0:01:00", "ETA 0:03:00"):
         assert word in text, word
 
 
@@ -116,5 +116,25 @@ def test_results_of_trial_directories_without_state_files(tmp_path, capsys) -> N
     assert main(["results", str(exp), "--metric", "loss", "--mode", "min", "-f", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [t["trial_id"] for t in data["trials"]] == ["t1", "t2"]
-    assert [t["status"] for t in data["trials"]] == ["interrupted", "stopped early"]
+    assert [t["status"] for t in data["trials"]] == ["unfinished", "stopped early"]
     assert data["best"]["config"] == {"lr": 0.1} and data["trials"][0]["epochs"] == 2
+
+
+def test_run_config_progress_verbose_mlflow_are_checked_before_ray() -> None:
+    from itwinai_ray.errors import ConfigurationError
+    from itwinai_ray.tuning.mlflow_runs import MlflowSettings
+    from itwinai_ray.tuning.settings import RunSettings
+
+    run = RunSettings.from_any({"verbose": 2, "progress": False,
+                                "mlflow": {"experiment_name": "digits"}})
+    assert (run.verbose, run.progress) == (2, False)
+    settings = MlflowSettings.from_any(run.mlflow).resolved("/tmp/exp", "name")
+    assert settings.tracking_uri == "sqlite:////tmp/exp/mlflow.db"
+    assert settings.experiment_name == "digits"
+    assert MlflowSettings.from_any(False).enabled is False
+    for bad, match in (({"verbose": 5}, "run_config.verbose is 5"),
+                       ({"progress": "yes"}, "run_config.progress"),
+                       ({"mlflow": "yes"}, "run_config.mlflow must be"),
+                       ({"mlflow": {"trackin_uri": "x"}}, "Unknown key 'trackin_uri'")):
+        with pytest.raises(ConfigurationError, match=match):
+            RunSettings.from_any(bad)

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 META_FILE = "itwinai_ray.json"
 _STATE_GLOB = "experiment_state-*.json"
 #: Tune trial status -> our status, for trials that did not complete.
-_UNFINISHED = {"RUNNING": "interrupted", "PAUSED": "interrupted", "PENDING": "pending"}
+_UNFINISHED = {"RUNNING": "unfinished", "PAUSED": "unfinished", "PENDING": "pending"}
 
 
 @dataclass
@@ -185,7 +185,7 @@ def load_experiment(path: str | Path, metric: str | None = None,
         elif tune_status in _UNFINISHED:
             status = _UNFINISHED[tune_status]
         elif not tune_status and not last.get("done"):
-            status = "interrupted"  # no state file: cannot tell, and it did not end
+            status = "unfinished"  # no state file, and it did not end
         else:
             ended = end_state(bool(last.get("done")), epochs, max_iter)
             status = "stopped early" if ended == "stopped" else "finished"

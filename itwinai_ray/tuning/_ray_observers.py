@@ -56,25 +56,17 @@ def start(experiment_dir: str | Path, name: str, *, metric: Any, mode: Any,
                                               time_budget_s, max_iterations)
         obs.callbacks.append(obs.progress)
     if settings.enabled:
-        runs = ExperimentRuns(settings, experiment_dir, name, params={
+        obs.runs = ExperimentRuns(settings, experiment_dir, name, params={
             "metric": metric, "mode": mode, "num_samples": num_samples,
             "search_space": ", ".join(param_keys)})
-        try:
-            runs.start()
-        except Exception:  # noqa: BLE001 - an unreachable server must not stop the HPO run
-            logger.warning("MLflow: could not open the experiment's parent run at %s; "
-                           "continuing without MLflow.", runs.settings.tracking_uri,
-                           exc_info=True)
-        else:
-            obs.runs = runs
-            obs.callbacks.append(mlflow_callback_class()(runs, param_keys, max_iterations))
+        obs.runs.start_in_background()  # overlaps with Tune starting the first trials
+        obs.callbacks.append(mlflow_callback_class()(obs.runs, param_keys, max_iterations))
     meta = {"name": name, "metric": metric, "mode": mode, "num_samples": num_samples,
             "time_budget_s": time_budget_s, "max_iterations": max_iterations,
             "param_keys": param_keys, "mlflow": None}
     if obs.runs is not None:
         meta["mlflow"] = {"tracking_uri": obs.runs.settings.tracking_uri,
-                          "experiment_name": obs.runs.settings.experiment_name,
-                          "parent_run_id": obs.runs.parent_run_id}
+                          "experiment_name": obs.runs.settings.experiment_name}
     experiment_dir.mkdir(parents=True, exist_ok=True)
     (experiment_dir / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
     return obs

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,7 @@ class ExperimentRuns:
         self.parent: MLFlowLogger | None = None
         self.trial_runs: dict[str, str] = {}  # trial id -> run id
         self._open: set[str] = set()
+        self._starting: threading.Thread | None = None
 
     @property
     def parent_run_id(self) -> str | None:
@@ -116,9 +118,35 @@ class ExperimentRuns:
         if self.params:
             self.parent.save_hyperparameters(self.params)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks into tuner.pkl: leave the start-up thread out.
+        state = dict(self.__dict__)
+        state["_starting"] = None
+        return state
+
+    def start_in_background(self) -> None:
+        """:meth:`start` in a thread: a new sqlite store takes seconds (schema migration),
+        which overlap with the first trials' start-up. Failures are logged, never raised."""
+        def run() -> None:
+            try:
+                self.start()
+            except Exception:  # noqa: BLE001 - an unreachable server must not stop the run
+                logger.warning("MLflow: could not open the experiment's parent run at %s; "
+                               "continuing without MLflow.", self.settings.tracking_uri,
+                               exc_info=True)
+                self.parent = None
+
+        self._starting = threading.Thread(target=run, name="mlflow-parent-run", daemon=True)
+        self._starting.start()
+
+    def wait_started(self) -> None:
+        if self._starting is not None:
+            self._starting.join()
+
     def trial_started(self, trial_id: str, params: Mapping[str, Any]) -> str | None:
         """Open the trial's child run (once; a retried trial keeps its run)."""
-        if self.parent is None:
+        self.wait_started()
+        if self.parent is None or not self.parent.is_active:
             return None
         if trial_id in self.trial_runs:
             if trial_id not in self._open:
@@ -143,6 +171,7 @@ class ExperimentRuns:
 
     def trial_result(self, trial_id: str, result: Mapping[str, Any]) -> None:
         """Log one reported result as metrics at step ``training_iteration``."""
+        self.wait_started()
         run_id = self.trial_runs.get(trial_id)
         if run_id is None:
             return
@@ -162,6 +191,7 @@ class ExperimentRuns:
 
     def end(self, status: str = "FINISHED") -> None:
         """Close runs still open (as KILLED) and the parent run (with ``status``)."""
+        self.wait_started()
         for trial_id in list(self._open):
             self.trial_ended(trial_id, "KILLED")
         if self.parent is not None and self.parent.is_active:

@@ -128,20 +128,26 @@ def format_line(state: ProgressState, now: float | None = None) -> str:
 
 
 def render_rich(state: ProgressState, now: float | None = None) -> Any:
-    """A compact rich table: one row of counts, best metric and timing."""
+    """Two compact lines: a bar of trials done, then counts, best metric, elapsed and ETA."""
+    from rich.console import Group
+    from rich.progress_bar import ProgressBar
     from rich.table import Table
+    from rich.text import Text
 
     c = state.counts()
-    table = Table(title="HPO progress", title_justify="left", expand=False)
-    for name in STATES:
-        table.add_column(name, justify="right")
-    table.add_column(f"best {state.metric or ''}".strip(), justify="right")
-    table.add_column("elapsed", justify="right")
-    table.add_column("ETA", justify="right")
+    colors = {"pending": "dim", "running": "cyan", "finished": "green", "stopped": "yellow",
+              "errored": "red"}
+    counts = Text("  ").join(Text(f"{c[s]} {s}", style=colors[s]) for s in STATES)
     best = "-" if state.best is None else f"{state.best:.4g} ({state.best_trial})"
-    table.add_row(*(str(c[s]) for s in STATES), best, format_duration(state.elapsed(now)),
-                  format_duration(state.eta(now)))
-    return table
+    timing = f"elapsed {format_duration(state.elapsed(now))}  ETA {format_duration(state.eta(now))}"
+    head = Table.grid(padding=(0, 2))
+    head.add_row(Text("HPO", style="bold"),
+                 ProgressBar(total=float(state.total or 1), completed=float(state.done()),
+                             width=30),
+                 Text(f"{state.done()}/{state.total if state.total else '?'} trials done"),
+                 Text(timing))
+    tail = Text.assemble(counts, "  |  ", (f"best {state.metric or ''}: ", "bold"), best)
+    return Group(head, tail)
 
 
 class ProgressView:
