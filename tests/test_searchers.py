@@ -9,6 +9,7 @@ import pytest
 
 from itwinai_ray.errors import ConfigurationError, SearchSpaceError
 from itwinai_ray.tuning.algorithms import SEARCHERS, build_algorithms, build_searcher
+from itwinai_ray.tuning.search_space import build_search_space
 
 SPACE = {"x": {"type": "uniform", "lower": -4, "upper": 4},
          "y": {"type": "uniform", "lower": -4, "upper": 4}}
@@ -40,8 +41,7 @@ def test_optuna_sampler_seed_makes_runs_repeatable():
     a, _ = build_searcher({"name": "optuna", "sampler": "random", "seed": 5}, "l", "min", SPACE)
     b, _ = build_searcher({"name": "optuna", "sampler": "random", "seed": 5}, "l", "min", SPACE)
     for s in (a, b):
-        s.set_search_properties(None, None, __import__(
-            "itwinai_ray.tuning.search_space", fromlist=["x"]).build_search_space(SPACE))
+        s.set_search_properties(None, None, build_search_space(SPACE))
     assert a.suggest("t1") == b.suggest("t1")
 
 
@@ -181,7 +181,7 @@ def _told(searcher) -> int:
         return len(inner.optimizer.res)
     if kind == "NevergradSearch":
         return inner._nevergrad_opt.num_tell
-    if kind == "TuneBOHB":
+    if kind == "TuneBOHB":  # one observation per result (each at its HyperBand budget)
         return sum(len(v) for v in inner.bohber.configs.values())
     raise AssertionError(kind)
 
@@ -199,6 +199,9 @@ def _told(searcher) -> int:
 ], ids=lambda s: f"{s['name']}-{s.get('sampler', s.get('optimizer', ''))}")
 def test_each_searcher_runs_and_learns_from_every_trial(ray_cluster, tmp_path, spec):
     searcher, grid = run(tmp_path, spec)
-    assert _told(searcher) == len(grid)
+    if spec["name"] == "bohb":
+        assert _told(searcher) >= len(grid)
+    else:
+        assert _told(searcher) == len(grid)
     losses = [r.metrics["loss"] for r in grid]
     assert all(loss >= 0.5 for loss in losses)  # the objective's floor: real reports
