@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None,
             "load1_start": common.load1()}
     rows: list[Measurement] = []
     failed = []
+    path = args.out or os.path.join(RESULTS_DIR, started.strftime("%Y-%m-%dT%H%M%SZ")
+                                    + ("-quick" if args.quick else "") + ".json")
     for name in selected:
         print(f"== {name} ({'quick' if args.quick else 'full'}) load {common.load1()}",
               flush=True)
@@ -104,10 +106,9 @@ def main(argv: list[str] | None = None,
             rows.append(Measurement(name, f"FAILED: {type(exc).__name__}: {exc}"[:120], None,
                                     "", False))
         print(f"== {name}: {time.time() - t0:.0f} s", flush=True)
+        write_json(path, rows, {**meta, "partial": True})  # kept if a later item is killed
     meta["load1_end"] = common.load1()
     meta["duration_s"] = round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 1)
-    path = args.out or os.path.join(RESULTS_DIR, started.strftime("%Y-%m-%dT%H%M%SZ")
-                                    + ("-quick" if args.quick else "") + ".json")
     write_json(path, rows, meta)
     print()
     print(format_table(rows))
