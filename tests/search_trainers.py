@@ -6,7 +6,8 @@
 - every checkpoint it resumes from is appended to ``<trial dir>/resumes.jsonl``: the trial
   that wrote it, its epoch, the lr saved in it, and the lr that this trial's config and its
   optimizer hold after the resume;
-- its epoch metrics include ``seen_lr`` (the optimizer's lr) and ``model_size`` (parameters).
+- its epoch metrics include ``seen_lr`` (the optimizer's lr) and ``model_size`` (parameters);
+- ``epoch_sleep`` in its config slows each epoch, so that PBT's population runs side by side.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class RecordingDigitsTrainer(DigitsTrainer):
         return (getattr(ctx, "trial_id", None), getattr(ctx, "trial_dir", None))
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
+        import time
+
+        time.sleep(float(self.config.get("epoch_sleep", 0.0)))  # keep a population in step
         metrics = super().train_epoch(epoch)
         metrics["seen_lr"] = float(self.optimizer.param_groups[0]["lr"])
         model = self.strategy.unwrap(self.model)

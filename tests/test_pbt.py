@@ -39,7 +39,8 @@ def test_pbt_exploit_resumes_another_trials_checkpoint_with_a_new_lr(
     from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
 
     trainer = RayTorchTrainer(
-        trainer=RecordingDigitsTrainer(config={"hidden_size": 16, "batch_size": 64},
+        trainer=RecordingDigitsTrainer(config={"hidden_size": 16, "batch_size": 64,
+                                               "epoch_sleep": 0.4},
                                        epochs=6, random_seed=0),
         scaling_config={"num_workers": 1},
         tune_config={"num_samples": 4, "metric": "val_loss", "mode": "min",
