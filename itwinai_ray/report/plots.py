@@ -73,7 +73,12 @@ def _axis(values: list[Any]) -> tuple[list[float], list[Any], list[str], bool] |
     distinct = sorted({repr(v) for v in values})
     if len(distinct) < 2:
         return None
-    if all(_num(v) for v in values):
+    numeric = all(_num(v) for v in values)
+    if numeric and len(distinct) <= 6:  # a choice of numbers: one position per value
+        levels = sorted(set(values))
+        pos = {v: i / (len(levels) - 1) for i, v in enumerate(levels)}
+        return [pos[v] for v in values], list(pos.values()), [f"{v:.4g}" for v in levels], False
+    if numeric:
         lo, hi = min(values), max(values)
         log = lo > 0 and hi / lo > 100
         f = (lambda v: math.log10(v)) if log else (lambda v: float(v))
