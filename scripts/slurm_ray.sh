@@ -127,14 +127,15 @@ ray_node() {
     exec ray start "${args[@]}"
 }
 
-# Kill this job's leftover Ray processes on this node (those under its per-job temp dirs).
+# Kill this job's leftover Ray processes on this node (those under its per-job temp dirs):
+# SIGTERM, up to $1 seconds (default 5) to exit, then SIGKILL.
 ray_node_sweep() {
-    local pids pid
+    local pids pid grace="${1:-5}"
     for sig in TERM KILL; do
         pids=$(pgrep -u "$(id -u)" -f -- "$_RAY_JOB_TMP_PREFIX" | grep -vx "$$" || true)
         [[ -z "$pids" ]] && break
         for pid in $pids; do kill -s "$sig" "$pid" 2>/dev/null; done
-        [[ "$sig" == TERM ]] && for _ in $(seq 20); do
+        [[ "$sig" == TERM ]] && for _ in $(seq $((grace * 4))); do
             pids=$(pgrep -u "$(id -u)" -f -- "$_RAY_JOB_TMP_PREFIX" | grep -vx "$$" || true)
             [[ -z "$pids" ]] && break
             sleep 0.25
@@ -160,20 +161,22 @@ _fail_start() {
 _port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 cleanup() {
-    local rc=$? deadline pid node
+    local rc=$? deadline pid node grace="${RAY_STOP_TIMEOUT_S:-20}"
     trap - EXIT INT TERM
+    # After scancel, SLURM kills everything KillWait seconds (often 30) after its SIGTERM.
+    [[ -n "${_CANCELLED:-}" ]] && grace=3
     _CLEANING=1
     if [[ -n "${JOB_PID:-}" ]] && kill -0 "$JOB_PID" 2>/dev/null; then
         _log "stopping the job command (pid $JOB_PID)"
         kill -TERM "$JOB_PID" 2>/dev/null
-        deadline=$((SECONDS + 10))
+        deadline=$((SECONDS + (grace < 10 ? grace : 10)))
         while kill -0 "$JOB_PID" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
         kill -KILL "$JOB_PID" 2>/dev/null
     fi
     if ((${#SRUN_PIDS[@]})); then
         _log "stopping Ray on ${NODES[*]}"
         for pid in "${SRUN_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-        deadline=$((SECONDS + ${RAY_STOP_TIMEOUT_S:-20}))
+        deadline=$((SECONDS + grace))
         for pid in "${SRUN_PIDS[@]}"; do
             while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
             kill -KILL "$pid" 2>/dev/null
@@ -186,7 +189,7 @@ cleanup() {
                     bash -c "$_NODE_FUNCS; ray_node_sweep" >/dev/null 2>&1 &
             done
         fi
-        ray_node_sweep
+        ray_node_sweep "$([[ -n "${_CANCELLED:-}" ]] && echo 1 || echo 5)"
         wait 2>/dev/null
     fi
     [[ -n "${_JOB_DIR:-}" ]] && rm -rf "$_JOB_DIR"
@@ -255,7 +258,7 @@ main() {
     local deadline=$((SECONDS + timeout))
     until _port_open "$head_ip" "$gcs_port"; do
         kill -0 "${SRUN_PIDS[0]}" 2>/dev/null \
-            || _fail_start "the Ray head on $head exited before its port $gcs_port opened." "$log"
+            || _fail_start "Ray on node $head (head) exited before its port $gcs_port opened." "$log"
         ((SECONDS < deadline)) || _fail_start "the Ray head on $head did not open\
  $RAY_ADDRESS within ${timeout} s (RAY_START_TIMEOUT_S)." "$log"
         sleep 0.2

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, subprocess_env
+from conftest import PYTHON, ROOT, subprocess_env
 from slurm_cluster import SlurmCluster, unavailable_reason
 
 SCRIPT = ROOT / "scripts" / "slurm_ray.sh"
@@ -36,7 +38,7 @@ def slurm(tmp_path_factory):
 
 
 def _job_env(cluster: SlurmCluster, **extra: str) -> dict[str, str]:
-    env = subprocess_env(**cluster.env, RAY_START_TIMEOUT_S="90", **extra)
+    env = subprocess_env(**{**cluster.env, "RAY_START_TIMEOUT_S": "90", **extra})
     for key in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
         env.pop(key, None)
     return env
@@ -97,7 +99,9 @@ def _hpo_yaml(tmp: Path, storage: Path) -> Path:
              # but not for a second worker, so the 2 workers of a trial sit on both nodes.
              "scaling_config": {"num_workers": 2, "resources_per_worker": {"CPU": 0.9}},
              "tune_config": {"num_samples": 2, "metric": "val_loss", "mode": "min"},
-             "run_config": {"name": "slurm-hpo", "storage_path": str(storage)},
+             # MLflow is tested elsewhere; here it would only add its start-up time.
+             "run_config": {"name": "slurm-hpo", "storage_path": str(storage),
+                            "mlflow": False},
              "search_space": {"optim_lr": {"type": "loguniform", "lower": 1e-3,
                                            "upper": 1e-2}}}},
     ]}}}
@@ -159,11 +163,22 @@ def test_failing_job_command_fails_the_job_node_local_storage_refused(slurm, tmp
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_head_start_timeout_shows_the_head_log(slurm, tmp_path):
+def test_head_that_does_not_come_up_fails_with_its_log(slurm, tmp_path):
+    # A head that exits: Ray refuses a 1 MB object store; its own message is in the log tail.
+    rc, job_id, output = sbatch_wait(slurm, tmp_path, "true", RAY_OBJECT_STORE_MB="1")
+    assert rc == 3, output
+    # Ray opens the head's port before it checks the object store size: either message.
+    assert "Ray on node n1 (head) exited before its port" in output or \
+        "Ray on node n1 exited during start-up" in output, output
+    assert "--- last lines of /tmp/ray-" in output, output
+    assert "object store" in output.lower(), output  # Ray's own reason, from the log
+    assert "job command" not in output  # never started
+    assert_job_cleaned_up(job_id)
+    # A head that is not up in time.
     rc, job_id, output = sbatch_wait(slurm, tmp_path, "true", RAY_START_TIMEOUT_S="0")
     assert rc == 3, output
-    assert "did not open" in output and "RAY_START_TIMEOUT_S" in output
-    assert "--- last lines of" in output and "ray start on n1" in output
+    assert "did not open" in output and "within 0 s (RAY_START_TIMEOUT_S)" in output
+    assert "--- last lines of" in output
     assert_job_cleaned_up(job_id)
 
 
@@ -174,11 +189,15 @@ def test_scancel_stops_the_job_and_its_ray_processes(slurm, tmp_path):
     driver = ("import pathlib, time, ray; ray.init(); "
               f"pathlib.Path({str(marker)!r}).write_text(str(len(ray.nodes()))); "
               "time.sleep(600)")
-    out = tmp_path / "job.out"
-    submit = subprocess.run([*_sbatch_args(out, tmp_path, wait=False), "python", "-c", driver],
-                            capture_output=True, text=True, timeout=30, env=_job_env(slurm),
-                            check=True)
-    job_id = submit.stdout.strip().split(";")[0]
+    # Submitted through `itwinai-ray slurm --submit`: the launcher with its #SBATCH lines set.
+    submit = subprocess.run(
+        [PYTHON, "-m", "itwinai_ray.cli", "slurm", "-N", "2", "-c", "1", "--mem", "1000",
+         "-t", "10", "-J", "scancel-test", "--command", shlex.join(["python", "-c", driver]),
+         "--submit"],
+        capture_output=True, text=True, timeout=30, env=_job_env(slurm), cwd=tmp_path)
+    assert submit.returncode == 0, submit.stderr
+    job_id = re.fullmatch(r"Submitted batch job (\d+)", submit.stdout.strip()).group(1)
+    out = tmp_path / f"scancel-test-{job_id}.out"
     deadline = time.monotonic() + 120
     while not marker.is_file():
         assert time.monotonic() < deadline, out.read_text() if out.is_file() else "no output"
@@ -202,3 +221,103 @@ def test_outside_slurm_the_script_says_to_use_sbatch(tmp_path):
     assert proc.returncode == 2
     assert "this script runs under SLURM" in proc.stderr
     assert "sbatch" in proc.stderr
+
+
+# ------------------------------------------------------------------ fast: no SLURM needed
+def test_itwinai_ray_slurm_fills_in_the_launcher(capsys):
+    from itwinai_ray.cli import main
+
+    assert main(["slurm", "-N", "4", "-G", "4", "-c", "32", "-t", "02:00:00", "-p", "booster",
+                 "-A", "proj", "--config", "my hpo.yaml"]) == 0
+    script = capsys.readouterr().out
+    sbatch = [line for line in script.splitlines() if line.startswith("#SBATCH")]
+    for expected in ("--nodes=4", "--gpus-per-node=4", "--cpus-per-task=32", "--time=02:00:00",
+                     "--partition=booster", "--account=proj", "--ntasks-per-node=1"):
+        assert f"#SBATCH {expected}" in sbatch
+    assert len([s for s in sbatch if s.startswith("#SBATCH --nodes=")]) == 1
+    assert "    itwinai-ray exec-pipeline --config 'my hpo.yaml' &" in script
+    # Without GPUs the GPU line stays commented out.
+    assert main(["slurm", "--command", "python tune.py"]) == 0
+    script = capsys.readouterr().out
+    assert "##SBATCH --gpus-per-node=4" in script and "    python tune.py &" in script
+
+
+def test_itwinai_ray_slurm_bad_input(capsys, tmp_path):
+    from itwinai_ray.cli import main
+    from itwinai_ray.errors import ConfigurationError
+    from itwinai_ray.slurm import SlurmJob, render
+
+    assert main(["slurm", "-N", "0"]) == 2
+    assert "--nodes is 0, but must be an integer >= 1" in capsys.readouterr().err
+    assert main(["slurm", "-G", "-1"]) == 2
+    assert "--gpus-per-node is -1" in capsys.readouterr().err
+    with pytest.raises(ConfigurationError, match="not a SLURM time"):
+        render(SlurmJob(time="2h"))
+    with pytest.raises(ConfigurationError, match="no default job command line"):
+        render(SlurmJob(), template="#!/bin/bash\n#SBATCH --nodes=1\nmy_command\n")
+    out = tmp_path / "job.sh"
+    assert main(["slurm", "-N", "3", "--output", str(out)]) == 0
+    assert "#SBATCH --nodes=3" in out.read_text() and os.access(out, os.X_OK)
+
+
+def test_shipped_launcher_is_the_script():
+    from itwinai_ray.slurm import script_path
+
+    assert script_path().read_text() == SCRIPT.read_text()
+
+
+def _mounts(tmp_path: Path, *entries: tuple[str, str]) -> str:
+    path = tmp_path / "mounts"
+    path.write_text("".join(f"dev {point} {fstype} rw 0 0\n" for point, fstype in entries))
+    return str(path)
+
+
+def test_storage_must_be_shared_with_several_nodes(tmp_path, monkeypatch, caplog):
+    from itwinai_ray.errors import ConfigurationError
+    from itwinai_ray.tuning.storage import ASSUME_SHARED_ENV, check_shared_storage
+
+    monkeypatch.delenv(ASSUME_SHARED_ENV, raising=False)
+    monkeypatch.delenv("TMPDIR", raising=False)
+    mounts = _mounts(tmp_path, ("/", "ext4"), ("/p", "lustre"), ("/p/scratch/local", "tmpfs"),
+                     ("/home", "nfs4"))
+    with pytest.raises(ConfigurationError, match=r"node-local \(under /tmp\).*2 nodes.*"
+                                                 + ASSUME_SHARED_ENV + "=1"):
+        check_shared_storage("/tmp/runs", 2, mounts=mounts)
+    with pytest.raises(ConfigurationError, match=r"node-local \(on tmpfs \(/p/scratch/local\)"):
+        check_shared_storage("/p/scratch/local/runs", 4, mounts=mounts)
+    assert check_shared_storage("/tmp/runs", 1, mounts=mounts) == "ok"  # one node: any path
+    assert check_shared_storage("/p/project/runs", 2, mounts=mounts) == "ok"  # lustre
+    assert check_shared_storage("/home/me/runs", 2, mounts=mounts) == "ok"  # nfs4
+    assert check_shared_storage("s3://bucket/runs", 2, mounts=mounts) == "ok"
+    with caplog.at_level("WARNING"):
+        assert check_shared_storage("/data/runs", 2, mounts=mounts) == "unknown"  # ext4
+    assert "may be node-local" in caplog.text
+    monkeypatch.setenv("TMPDIR", "/data/tmp")
+    with pytest.raises(ConfigurationError, match=r"under /data/tmp"):
+        check_shared_storage("/data/tmp/runs", 2, mounts=mounts)
+    monkeypatch.setenv(ASSUME_SHARED_ENV, "1")
+    assert check_shared_storage("/tmp/runs", 2, mounts=mounts) == "ok"
+
+
+def test_node_waiter_names_the_missing_nodes(tmp_path, monkeypatch, capsys):
+    """The launcher's readiness poll (Ray's node list faked: a second Ray node is slow here)."""
+    from itwinai_ray.tuning import _ray_nodes
+
+    calls = []
+
+    def alive(address):
+        calls.append(address)
+        if len(calls) == 1:
+            raise ConnectionError("GCS not up yet")  # retried until the deadline
+        return {"n1": "127.0.0.1"}
+
+    monkeypatch.setattr(_ray_nodes, "alive_node_names", alive)
+    missing = tmp_path / "missing"
+    rc = _ray_nodes.main(["wait", "--address", "127.0.0.1:1", "--timeout", "0.6",
+                          "--missing-file", str(missing), "n1", "n2", "n3"])
+    assert rc == 1 and len(calls) >= 2
+    assert missing.read_text().split() == ["n2", "n3"]
+    assert "1 of 3 nodes joined the Ray cluster at 127.0.0.1:1 within 0.6 s; missing: n2, n3" \
+        in capsys.readouterr().err
+    monkeypatch.setattr(_ray_nodes, "alive_node_names", lambda a: {"n1": "x", "n2": "y"})
+    assert _ray_nodes.main(["wait", "--address", "a:1", "n1", "n2"]) == 0
