@@ -1,8 +1,9 @@
 """Run under torchrun by tests/test_deepspeed.py: DeepSpeed ZeRO on gloo/CPU, digits MLP.
 
-Usage: torchrun --nproc_per_node=2 tests/_deepspeed_worker.py OUTDIR STAGE
-Each rank trains 2 epochs (a checkpoint per epoch), then a second trainer resumes from the
-epoch-2 checkpoint for a third epoch. Each rank writes OUTDIR/rank<R>.json with what it saw.
+Usage: torchrun --nproc_per_node=2 tests/_deepspeed_worker.py OUTDIR STAGE [resume]
+Each rank trains 2 epochs (a checkpoint per epoch); with ``resume``, new processes resume from
+the epoch-2 checkpoint for a third epoch (one trainer per process, as under a launcher). Each
+rank writes OUTDIR/rank<R>.json (or resumed_rank<R>.json) with what it saw.
 """
 
 from __future__ import annotations
@@ -36,26 +37,27 @@ class EngineTrainer(SeenDigitsTrainer):
         return metrics
 
 
-def run(outdir: Path, stage: int) -> dict[str, Any]:
+def run(outdir: Path, stage: int, resume: bool) -> dict[str, Any]:
     train, val, _ = DataSplitter(0.7, 0.15, 0.15, rnd_seed=0).execute(DigitsGetter().execute())
     common = {"strategy": {"name": "deepspeed", "config": ds_config(stage), "backend": "gloo"},
               "config": {"batch_size": 32, "optim_lr": 0.01, "hidden_size": 32},
               "random_seed": 0, "checkpoints_location": outdir / "ckpt", "checkpoint_every": 1}
-    first = EngineTrainer(epochs=2, **common)
-    first.execute(train, val)
-    resumed = EngineTrainer(epochs=3, resume_from_checkpoint=outdir / "ckpt" / "epoch_2",
-                            **common)
-    resumed.execute(train, val)
-    return {"history": first.history, "resumed_history": resumed.history,
-            "resumed_start_epoch": resumed.start_epoch,
-            "optimizer": type(first.optimizer).__name__}
+    if resume:
+        trainer = EngineTrainer(epochs=3, resume_from_checkpoint=outdir / "ckpt" / "epoch_2",
+                                **common)
+    else:
+        trainer = EngineTrainer(epochs=2, **common)
+    trainer.execute(train, val)
+    return {"history": trainer.history, "start_epoch": trainer.start_epoch,
+            "optimizer": type(trainer.optimizer).__name__}
 
 
 def main() -> None:
     outdir, stage = Path(sys.argv[1]), int(sys.argv[2])
-    out = outdir / f"rank{os.environ['RANK']}.json"
+    resume = sys.argv[3:] == ["resume"]
+    out = outdir / f"{'resumed_' if resume else ''}rank{os.environ['RANK']}.json"
     try:
-        obs = run(outdir, stage)
+        obs = run(outdir, stage, resume)
     except Exception:
         out.write_text(json.dumps({"error": traceback.format_exc()}))
         raise

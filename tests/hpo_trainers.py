@@ -75,5 +75,7 @@ class HorovodSeenTrainer(SeenDigitsTrainer):
         metrics["seen_hvd_ranks_sum"] = float(sum(r for r, _ in seen))
         metrics["seen_hvd_size_min"] = float(min(s for _, s in seen))
         metrics["seen_hvd_size_max"] = float(max(s for _, s in seen))
-        metrics["seen_optimizer_is_hvd"] = float("Distributed" in type(self.optimizer).__name__)
+        # hvd.DistributedOptimizer keeps the wrapped class's name; it adds synchronize()
+        metrics["seen_optimizer_is_hvd"] = float(callable(getattr(self.optimizer, "synchronize",
+                                                                  None)))
         return metrics
