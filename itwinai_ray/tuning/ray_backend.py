@@ -137,6 +137,8 @@ class _TrialSpec:
     trial_config_base: dict[str, Any]
     train_checkpoints_to_keep: int | None
     registry: tuple[str, str | None] | None = None  # (actor name, namespace)
+    #: The tuned metrics: a report without them fails the trial with a clear message.
+    required_metrics: tuple[str, ...] = ()
     #: Train restarts of the worker group (from its last checkpoint) before the trial fails.
     worker_max_failures: int = 0
 
@@ -165,14 +167,42 @@ def _run_in_trial(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial
     import ray
     import ray.tune
 
-    def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
-        ckpt = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        ray.tune.report(metrics, checkpoint=ckpt)
-
-    ctx = WorkerContext(world_size=1, rank=0, local_rank=0, local_world_size=1, node_rank=0,
-                        trial_id=trial_id, trial_dir=trial_dir,
-                        resume_checkpoint_dir=resume_dir, _report_fn=report)
+    ctx = _tune_context(trial_id, trial_dir, resume_dir, spec.required_metrics)
     ray.get(spec.worker_fn_ref)(config, ctx)
+
+
+def _tune_report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+    import ray.tune
+
+    ckpt = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+    ray.tune.report(metrics, checkpoint=ckpt)
+
+
+def _tune_context(trial_id: str, trial_dir: str, resume_dir: str | None,
+                  required_metrics: tuple[str, ...] = ()) -> WorkerContext:
+    """The context of a worker that is the trial process itself (reports to Tune)."""
+    return WorkerContext(world_size=1, rank=0, local_rank=0, local_world_size=1, node_rank=0,
+                         trial_id=trial_id, trial_dir=trial_dir,
+                         resume_checkpoint_dir=resume_dir, _report_fn=_tune_report,
+                         required_metrics=required_metrics)
+
+
+def tune_trial_context() -> WorkerContext | None:
+    """The context of the current Ray Tune function trial, or None outside one.
+
+    Used when user code runs a trainer inside its own Tune trainable (the run_trial
+    template): the trainer then reports to Tune and resumes from Tune's checkpoint.
+    """
+    from ray.tune.trainable.trainable_fn_utils import _in_tune_session
+
+    if not _in_tune_session():
+        return None
+    import ray.tune
+
+    tctx = ray.tune.get_context()
+    ckpt = ray.tune.get_checkpoint()
+    return _tune_context(tctx.get_trial_id(), tctx.get_trial_dir(),
+                         ckpt.path if ckpt is not None else None)
 
 
 def _build_trainer(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial_dir: str,
@@ -285,7 +315,8 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
         world_size=tctx.get_world_size(), rank=rank, local_rank=tctx.get_local_rank(),
         local_world_size=tctx.get_local_world_size(), node_rank=tctx.get_node_rank(),
         trial_id=loop_config["trial_id"], trial_dir=loop_config["trial_dir"],
-        resume_checkpoint_dir=resume, _report_fn=report)
+        resume_checkpoint_dir=resume, _report_fn=report,
+        required_metrics=spec.required_metrics)
     ray.get(spec.worker_fn_ref)(loop_config["config"], ctx)
 
 
@@ -303,6 +334,7 @@ def make_trainable(
     checkpoint_num_to_keep: int | None = None,
     trial_config_base: Mapping[str, Any] | None = None,
     registry: tuple[str, str | None] | None = None,
+    required_metrics: tuple[str, ...] = (),
     worker_max_failures: int = 0,
 ) -> Any:
     """Build the Tune trainable (with its resources). Reuse it for ``Tuner.restore``.
@@ -325,6 +357,7 @@ def make_trainable(
         train_checkpoints_to_keep=(None if checkpoint_num_to_keep is None
                                    else checkpoint_num_to_keep + 2),
         registry=registry,
+        required_metrics=tuple(required_metrics),
         worker_max_failures=worker_max_failures,
     )
     if num_workers == 1:
@@ -428,6 +461,7 @@ def run_experiment(
 
     # Several metrics (multi-objective): the searcher holds them; checkpoint ranking, stop
     # conditions and the progress view use one, the scheduler's if it has one, else the first.
+    all_metrics = tuple(metric) if isinstance(metric, (list, tuple)) else (metric,)
     metric, mode, multi = _primary_objective(metric, mode, scheduler)
     if num_samples < 1:
         raise ConfigurationError(f"num_samples is {num_samples}, but must be >= 1.")
@@ -460,7 +494,8 @@ def run_experiment(
             worker_fn, num_workers=num_workers, use_gpu=use_gpu,
             resources_per_worker=resources_per_worker, storage_path=storage_path, name=name,
             checkpoint_num_to_keep=checkpoint_num_to_keep, trial_config_base=trial_config_base,
-            registry=registry, worker_max_failures=worker_max_failures)
+            registry=registry, worker_max_failures=worker_max_failures,
+            required_metrics=all_metrics + StopWhen.reported_keys(stop))
         # Tune refuses metric/mode here when the scheduler already has its own, and takes one
         # metric only: several are the searcher's business.
         scheduler_has_metric = getattr(scheduler, "_metric", None) is not None or multi
