@@ -134,10 +134,11 @@ def test_driver_sigkill_then_resume_continues_the_experiment(tmp_path) -> None:
         if trial in finished_before:
             assert after_epochs == [], f"finished trial {trial} was retrained: {after_epochs}"
         elif trial in old and after_epochs:
-            # continued from its last checkpoint: at most the interrupted epoch again
+            # continued from a checkpoint, not from epoch 0: the last one in the saved
+            # experiment state (saved every TUNE_GLOBAL_CHECKPOINT_S, so on a busy machine it
+            # may be an epoch or two behind the last one the trial wrote)
             start = after_epochs[0]
-            assert start >= 1 and start in (max(before_epochs), max(before_epochs) + 1), (
-                trial, before_epochs, after_epochs)
+            assert 1 <= start <= max(before_epochs) + 1, (trial, before_epochs, after_epochs)
             assert after_epochs == list(range(start, EPOCHS))
 
     saved = json.loads((storage / "crashed" / "results.json").read_text())
