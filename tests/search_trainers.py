@@ -3,7 +3,8 @@
 ``RecordingDigitsTrainer`` keeps its own record of what happened in its trial:
 
 - every checkpoint it writes names the trial that wrote it (``owner.json``);
-- every checkpoint it resumes from is appended to ``<trial dir>/resumes.jsonl``: the trial
+- every checkpoint it resumes from is appended to ``<record_dir>/resumes.jsonl`` (a config
+  key; default: the trial dir): the trial
   that wrote it, its epoch, the lr saved in it, and the lr that this trial's config and its
   optimizer hold after the resume;
 - its epoch metrics include ``seen_lr`` (the optimizer's lr) and ``model_size`` (parameters);
@@ -53,6 +54,8 @@ class RecordingDigitsTrainer(DigitsTrainer):
                       "epoch": state.get("epoch"), "lr_in_checkpoint": saved["optim_lr"],
                       "config_lr": self.config.optim_lr,
                       "optimizer_lr": self.optimizer.param_groups[0]["lr"]}
-            with open(Path(trial_dir) / "resumes.jsonl", "a") as f:
+            # record_dir: a folder the test reads (the trial dir is Ray's local artifact dir)
+            record_dir = Path(self.config.get("record_dir") or trial_dir)
+            with open(record_dir / "resumes.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
         return state

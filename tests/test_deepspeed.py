@@ -163,7 +163,7 @@ def reported_history(trial_dir: str) -> list[dict[str, Any]]:
 
 @needs_deepspeed
 @pytest.mark.slow
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_ray_hpo_with_deepspeed_resumes_after_a_failure(ray_cluster, digits_split,
                                                         tmp_path: Path) -> None:
     from hpo_trainers import FailOnceTrainer

@@ -101,9 +101,10 @@ def ray_cluster():
     ray.shutdown()
 
 
-def stateful_worker(iterations: int, sleep: float = 0.0):
+def stateful_worker(iterations: int, sleep: float = 0.0, record_dir: str = "."):
     """A trainable with real checkpoints: ``score`` grows by ``lr`` per step (bigger lr,
-    better). Each resume is recorded in the trial's own directory (``resumes.jsonl``)."""
+    better). Each resume is recorded, with the trial that resumed, in
+    ``record_dir/resumes.jsonl``."""
 
     def worker(config, ctx):  # local: Ray pickles it by value
         import json
@@ -116,7 +117,7 @@ def stateful_worker(iterations: int, sleep: float = 0.0):
         if ctx.resume_checkpoint_dir:
             with open(os.path.join(ctx.resume_checkpoint_dir, "state.json")) as f:
                 state = json.load(f)
-            with open(os.path.join(ctx.trial_dir, "resumes.jsonl"), "a") as f:
+            with open(os.path.join(record_dir, "resumes.jsonl"), "a") as f:
                 f.write(json.dumps({"trial": ctx.trial_id, "from": state["owner"],
                                     "step": state["step"], "lr_in_checkpoint": state["lr"],
                                     "lr": config["lr"]}) + "\n")
@@ -140,7 +141,7 @@ def run(tmp_path, scheduler_spec, num_samples=4, iterations=4, sleep=0.0, space=
         None, scheduler_spec, "score", "max",
         space or {"lr": {"type": "uniform", "lower": 0.01, "upper": 1.0}}, max_t=iterations)
     grid = ray_backend.run_experiment(
-        stateful_worker(iterations, sleep), param_space, num_workers=1, use_gpu=False,
+        stateful_worker(iterations, sleep, str(tmp_path)), param_space, num_workers=1, use_gpu=False,
         resources_per_worker=None, metric="score", mode="max", num_samples=num_samples,
         search_alg=searcher, scheduler=scheduler, storage_path=str(tmp_path), name="run",
         progress=False, mlflow=False)
@@ -152,13 +153,18 @@ def run(tmp_path, scheduler_spec, num_samples=4, iterations=4, sleep=0.0, space=
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("spec", [
+    # HyperBand fills bracket s=0 first (3 trials run to max_t, no halving), then s=1 (3 trials,
+    # halved at iteration 2). Even with 6 trials all reached max_t here: these trials report 4
+    # results within ~1 s, before Tune acts on the bracket's PAUSE. Needs slower trials.
     pytest.param({"name": "hyperband", "reduction_factor": 2},
-                 marks=pytest.mark.skip(reason="issue 7 open: HyperBand stopped no trial (4 trials, max_t 4, rf 2) in the run of 2026-11-29; not investigated yet")),
+                 marks=pytest.mark.skip(reason="issue 7 open: HyperBand stopped no trial with 4 "
+                                        "or 6 fast trials (max_t 4, rf 2); see the comment")),
     {"name": "asha", "reduction_factor": 2},
     {"name": "median", "min_samples_required": 1},
 ])
 def test_early_stopping_schedulers_stop_the_worst(ray_cluster, tmp_path, spec):
-    grid = run(tmp_path, spec, num_samples=4, iterations=4, sleep=0.1)
+    grid = run(tmp_path, spec, num_samples=6 if spec["name"] == "hyperband" else 4,
+               iterations=4, sleep=0.1)
     iters = {r.config["lr"]: r.metrics["training_iteration"] for r in grid}
     assert max(iters.values()) == 4
     assert min(iters.values()) < 4, iters  # some trial was stopped (or never resumed) early
@@ -166,29 +172,28 @@ def test_early_stopping_schedulers_stop_the_worst(ray_cluster, tmp_path, spec):
     assert iters[best] == 4  # never the best one
 
 
-def _resumes(grid) -> list[dict]:
-    out = []
-    for r in grid:
-        path = os.path.join(r.path, "resumes.jsonl")
-        if os.path.isfile(path):
-            with open(path) as f:
-                out += [json.loads(line) for line in f]
-    return out
+def _resumes(tmp_path) -> list[dict]:
+    path = os.path.join(tmp_path, "resumes.jsonl")
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-@pytest.mark.skip(reason="issue 7, test defect: PBT did exploit in the run of 2026-11-29 (pbt_global.txt: trial 0 cloned trial 1 at iteration 2 and continued from its checkpoint with a new lr), but the test reads resumes.jsonl from the storage trial dir while the worker wrote it to ctx.trial_dir (Ray's local artifact dir, not synced). Write the record to a shared dir")
 @pytest.mark.parametrize("name", ["pbt", "pb2"])
 def test_population_based_training_exploits_real_checkpoints(ray_cluster, tmp_path, name):
     grid = run(tmp_path, {"name": name, "perturbation_interval": 1, "quantile_fraction": 0.25},
                num_samples=4, iterations=6, sleep=0.3)
-    resumes = _resumes(grid)
+    resumes = _resumes(tmp_path)
     exploits = [e for e in resumes if e["from"] != e["trial"]]
     assert exploits, f"no exploit: {resumes}"
     for e in exploits:
         assert e["step"] >= 1  # resumed mid-training from the other trial's checkpoint
-        assert e["lr"] != e["lr_in_checkpoint"]  # with perturbed hyperparameters
+        if name == "pbt":  # PBT perturbs (x0.8 / x1.2); PB2's GP may pick the same value again
+            assert e["lr"] != e["lr_in_checkpoint"]
+        assert 0.01 <= e["lr"] <= 1.0
     # the exploited trial's final config is a perturbed one, not its original sample
     final = {r.metrics["trial_id"]: r.config["lr"] for r in grid}
     last = {}
