@@ -214,8 +214,8 @@ main() {
             || _die "RAY_VENV=$RAY_VENV has no bin/activate: give a virtual environment." 2
         source "$RAY_VENV/bin/activate"
     fi
-    command -v ray >/dev/null || _die "the 'ray' command is not on PATH: activate the" \
-        "environment with ray and itwinai-ray before sbatch, or set RAY_VENV." 2
+    command -v ray >/dev/null || _die "the 'ray' command is not on PATH: activate the \
+environment with ray and itwinai-ray before sbatch, or set RAY_VENV." 2
     command -v python3 >/dev/null || _die "python3 is not on PATH (see RAY_VENV)." 2
 
     mapfile -t NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
