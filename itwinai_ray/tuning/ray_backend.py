@@ -368,6 +368,21 @@ def make_trainable(
     return ray.tune.with_resources(trainable, ray.tune.PlacementGroupFactory([bundle]))
 
 
+def _warn_if_synchronous(scheduler: Any, concurrency: int, num_samples: int) -> None:
+    """HyperBand (and BOHB's HyperBand) halves a bracket's trials together, at the moment the
+    trials already in the bracket reach its milestone: a trial that starts later, because the
+    cluster runs fewer trials at once than there are, joins a bracket already halved."""
+    from ray.tune.schedulers import HyperBandScheduler
+
+    if isinstance(scheduler, HyperBandScheduler) and concurrency < num_samples:
+        logger.warning(
+            "%s halves the trials of a bracket together, but only %d of the %d trials run at "
+            "once: a trial that starts late joins a bracket already halved, so fewer trials "
+            "are stopped early. Let all trials run at once (fewer CPUs per trial, or more "
+            "nodes), or use scheduler 'asha', its asynchronous form.",
+            type(scheduler).__name__, concurrency, num_samples)
+
+
 def _primary_objective(metric: Any, mode: Any, scheduler: Any) -> tuple[str, str, bool]:
     """``(metric, mode, several)``: the one metric that ranks checkpoints and drives stops."""
     metrics = list(metric) if isinstance(metric, (list, tuple)) else [metric]
@@ -477,6 +492,7 @@ def run_experiment(
     check_shared_storage(storage_path, num_nodes=len(node_capacities()))  # multi-node: shared
     concurrency = res.max_concurrent_trials(need, capacity, max_concurrent_trials)
     logger.info("One trial needs %s; running up to %d trials at once.", need, concurrency)
+    _warn_if_synchronous(scheduler, concurrency, num_samples)
 
     import ray
 

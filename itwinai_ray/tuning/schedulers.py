@@ -7,7 +7,9 @@ PBT and PB2 take what they perturb from the search space unless given:
 
 - ``pbt``: ``hyperparam_mutations`` = every sampled key: a ``choice`` becomes its list of
   categories (PBT shifts to a neighbour), a numeric domain stays a domain (PBT multiplies the
-  value by 0.8 or 1.2, or resamples it with ``resample_probability``).
+  value by 0.8 or 1.2, or resamples it with ``resample_probability``). A perturbed value is
+  clipped to the bounds the search space declares (Ray's PBT alone would leave them: a
+  ``uniform(0, 1)`` dropout could become 1.2).
 - ``pb2``: ``hyperparam_bounds`` = ``[lower, upper]`` of every float domain (``uniform``,
   ``loguniform``...); PB2's GP model explores only continuous values.
 """
@@ -78,9 +80,32 @@ def bounds_from_space(space: Mapping[str, Any]) -> dict[str, list[float]]:
             if isinstance(d, Float)}
 
 
+class ClipToBounds:
+    """PBT ``custom_explore_fn``: keeps perturbed numeric values inside the search space's
+    bounds (``[lower, upper]`` of a float, ``[lower, upper - 1]`` of Ray's integer domain)."""
+
+    def __init__(self, space: Mapping[str, Any]):
+        from ray.tune.search.sample import Float, Integer
+
+        self.bounds: dict[str, tuple[float, float]] = {}
+        for key, d in space.items():
+            if isinstance(d, Float):
+                self.bounds[key] = (float(d.lower), float(d.upper))
+            elif isinstance(d, Integer):
+                self.bounds[key] = (d.lower, d.upper - 1)
+
+    def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
+        for key, (lower, upper) in self.bounds.items():
+            if isinstance(config.get(key), (int, float)):
+                config[key] = type(config[key])(min(max(config[key], lower), upper))
+        return config
+
+
 def _prepare_pbt(kwargs: dict[str, Any], ctx: BuildContext) -> dict[str, Any]:
     if not kwargs.get("hyperparam_mutations") and not kwargs.get("custom_explore_fn"):
         kwargs["hyperparam_mutations"] = mutations_from_space(ctx.space)
+        if kwargs["hyperparam_mutations"]:
+            kwargs["custom_explore_fn"] = ClipToBounds(ctx.space)
     if not kwargs["hyperparam_mutations"] and not kwargs.get("custom_explore_fn"):
         raise ConfigurationError(
             f"Scheduler {ctx.name!r} has nothing to perturb: give a search space "
