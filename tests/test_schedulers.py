@@ -152,7 +152,8 @@ def run(tmp_path, scheduler_spec, num_samples=4, iterations=4, sleep=0.0, space=
         search_alg=searcher, scheduler=scheduler, storage_path=str(tmp_path), name="run",
         progress=False, mlflow=False)
     assert grid.num_errors == 0, [r.error for r in grid if r.error]
-    assert len(grid) == num_samples
+    trials = num_samples * len(space["lr"]["values"]) if space else num_samples
+    assert len(grid) == trials
     return grid
 
 
@@ -168,7 +169,11 @@ def test_early_stopping_schedulers_stop_the_worst(ray_cluster, tmp_path, spec):
     # then s=1 with 3 trials halved together at iteration 2: all 6 must run at once (half a
     # CPU each here), else a late trial joins a bracket already halved (run_experiment warns).
     hyperband = spec["name"] == "hyperband"
-    grid = run(tmp_path, spec, num_samples=6 if hyperband else 4, iterations=4, sleep=0.1,
+    # Spread values, best first, not random ones: trials start one after the other, and a
+    # worse trial that starts (so reports) first is not compared with anything yet.
+    lrs = [1.0, 0.85, 0.7, 0.55, 0.4, 0.25] if hyperband else [1.0, 0.7, 0.4, 0.1]
+    grid = run(tmp_path, spec, num_samples=1, iterations=4, sleep=0.1,
+               space={"lr": {"type": "grid_search", "values": lrs}},
                cpus_per_trial=0.5 if hyperband else None)
     iters = {r.config["lr"]: r.metrics["training_iteration"] for r in grid}
     assert max(iters.values()) == 4

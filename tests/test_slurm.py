@@ -112,7 +112,6 @@ def _hpo_yaml(tmp: Path, storage: Path) -> Path:
     return path
 
 
-@pytest.mark.skip(reason="issue 5 open: in CI (venv not activated) the job found no 'ray' on PATH; the test env now prepends the venv, but the fixed 2-node run timed out (240 s) on a loaded box and was not re-verified in time")
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_two_node_hpo_runs_each_trial_on_both_nodes(slurm, tmp_path):
@@ -147,7 +146,6 @@ def test_two_node_hpo_runs_each_trial_on_both_nodes(slurm, tmp_path):
     assert_job_cleaned_up(job_id)
 
 
-@pytest.mark.skip(reason="issue 5 open: in CI (venv not activated) the job found no 'ray' on PATH; the test env now prepends the venv, but the fixed 2-node run timed out (240 s) on a loaded box and was not re-verified in time")
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_failing_job_command_fails_the_job_node_local_storage_refused(slurm, tmp_path):
@@ -165,7 +163,6 @@ def test_failing_job_command_fails_the_job_node_local_storage_refused(slurm, tmp
     assert_job_cleaned_up(job_id)
 
 
-@pytest.mark.skip(reason="issue 5 open: in CI (venv not activated) the job found no 'ray' on PATH; the test env now prepends the venv, but the fixed 2-node run timed out (240 s) on a loaded box and was not re-verified in time")
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_head_that_does_not_come_up_fails_with_its_log(slurm, tmp_path):
@@ -187,7 +184,6 @@ def test_head_that_does_not_come_up_fails_with_its_log(slurm, tmp_path):
     assert_job_cleaned_up(job_id)
 
 
-@pytest.mark.skip(reason="issue 5 open: in CI (venv not activated) the job found no 'ray' on PATH; the test env now prepends the venv, but the fixed 2-node run timed out (240 s) on a loaded box and was not re-verified in time")
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_scancel_stops_the_job_and_its_ray_processes(slurm, tmp_path):
