@@ -52,7 +52,7 @@ def _sbatch_args(out: Path, workdir: Path, *, wait: bool = True) -> list[str]:
             f"--output={out}", f"--chdir={workdir}", str(SCRIPT)]
 
 
-def sbatch_wait(cluster: SlurmCluster, tmp: Path, *cmd: str, timeout: float = 240,
+def sbatch_wait(cluster: SlurmCluster, tmp: Path, *cmd: str, timeout: float = 400,
                 **env: str) -> tuple[int, str, str]:
     """Submit the launcher with ``cmd``, wait for the job; return (rc, job id, job output)."""
     out = tmp / "job.out"
@@ -113,7 +113,7 @@ def _hpo_yaml(tmp: Path, storage: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 def test_two_node_hpo_runs_each_trial_on_both_nodes(slurm, tmp_path):
     storage = tmp_path / "shared" / "runs"  # one disk seen by both simulated nodes
     config = _hpo_yaml(tmp_path, storage)
@@ -147,7 +147,7 @@ def test_two_node_hpo_runs_each_trial_on_both_nodes(slurm, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(420)
 def test_failing_job_command_fails_the_job_node_local_storage_refused(slurm, tmp_path):
     """A job command that fails (here: storage under /tmp on 2 nodes) fails sbatch, cleanly."""
     storage = Path("/tmp") / f"itwinai-ray-node-local-{os.getpid()}"
