@@ -164,9 +164,6 @@ def reported_history(trial_dir: str) -> list[dict[str, Any]]:
 @needs_deepspeed
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.skip(reason="issue 6 open: passed once (135 s, 05:53 on 2026-11-29), then timed out "
-                  "at 400 s three times under load (Tune waiting on the retried trials); "
-                  "cause not found yet")
 def test_ray_hpo_with_deepspeed_resumes_after_a_failure(ray_cluster, digits_split,
                                                         tmp_path: Path) -> None:
     from hpo_trainers import FailOnceTrainer

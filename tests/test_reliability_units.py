@@ -119,3 +119,26 @@ def test_reliability_settings_defaults_and_ray_objects() -> None:
     with pytest.raises(ConfigurationError, match=r"fail_fast: true .* max_failures=2"):
         RunSettings.from_any({"fail_fast": True, "max_failures": 2})
     assert RunSettings.from_any({"resume": "auto"}).resume == "auto"
+
+
+def test_a_retried_trials_logs_reach_storage_before_tune_copies_them_back(tmp_path: Path):
+    """Tune's loggers copy the storage result.json over the local one when a trial is
+    retried; what the storage copy lacks is uploaded first (the DeepSpeed retry test in
+    test_deepspeed.py is the end-to-end check)."""
+    from types import SimpleNamespace
+
+    import pyarrow.fs
+
+    from itwinai_ray.tuning._ray_logs import persist_trial_logs
+
+    local, remote = tmp_path / "staging", tmp_path / "storage" / "trial"
+    local.mkdir()
+    (local / "result.json").write_text('{"epoch": 1}\n')
+    trial = SimpleNamespace(local_path=str(local), storage=SimpleNamespace(
+        storage_filesystem=pyarrow.fs.LocalFileSystem(), trial_fs_path=str(remote)))
+    assert persist_trial_logs(trial) == {"result.json": 1}  # nothing in storage yet
+    assert (remote / "result.json").read_text() == '{"epoch": 1}\n'
+    assert persist_trial_logs(trial) == {}  # up to date: left alone
+    (remote / "result.json").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    assert persist_trial_logs(trial) == {}  # storage has more (never shortened)
+    assert (remote / "result.json").read_text().count("\n") == 2

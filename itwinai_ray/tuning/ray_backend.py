@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from itwinai_ray.errors import ConfigurationError
-from itwinai_ray.tuning import _ray_callbacks, _ray_observers, _ray_security
+from itwinai_ray.tuning import _ray_callbacks, _ray_logs, _ray_observers, _ray_security
 from itwinai_ray.tuning import resources as res
 from itwinai_ray.tuning.context import WorkerContext, WorkerFn
 from itwinai_ray.tuning.storage import check_shared_storage
@@ -530,7 +530,8 @@ def run_experiment(
             reuse_actors=num_workers == 1),
             run_config=ray.tune.RunConfig(
                 name=name, storage_path=os.path.abspath(storage_path),
-                callbacks=[release_cls(*registry), *observers.callbacks], verbose=verbose,
+                callbacks=[release_cls(*registry), _ray_logs.keep_logs_callback(),
+                           *observers.callbacks], verbose=verbose,
                 failure_config=ray.tune.FailureConfig(max_failures=max_failures,
                                                       fail_fast=fail_fast),
                 stop=StopWhen.build(stop, metric, mode),
