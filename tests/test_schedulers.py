@@ -222,4 +222,3 @@ def test_population_based_training_exploits_real_checkpoints(ray_cluster, tmp_pa
             assert e["lr"] == pytest.approx(perturbed[0]) or \
                 e["lr"] == pytest.approx(perturbed[1]), (e, perturbed)
     assert all(0.01 - 1e-6 <= r.config["lr"] <= 1.0 + 1e-6 for r in grid)  # final configs too
-
