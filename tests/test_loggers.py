@@ -343,3 +343,31 @@ def test_concurrent_processes_share_a_new_sqlite_store(tmp_path) -> None:
     runs = client.search_runs([exp.experiment_id])
     assert sorted(r.data.metrics["value"] for r in runs) == [0.0, 1.0, 2.0]
     assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_new_sqlite_stores_start_from_the_cached_migrated_one(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """The schema migration runs once per MLflow version; later new stores are copies that
+    work like any store, and an existing store is never replaced."""
+    import mlflow
+
+    from itwinai_ray.loggers import _sqlite_store
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    template = tmp_path / "cache" / "itwinai_ray" / f"mlflow-{mlflow.__version__}-empty.db"
+    run_ids = []
+    for name in ("a", "b"):
+        logger = MLFlowLogger(savedir=tmp_path / name, experiment_name="exp", run_name=name)
+        with logger.start_logging(rank=0):
+            logger.log(0.5, "loss", step=1)
+        run_ids.append(logger.run_id)
+        assert template.is_file()  # made by the first store, copied by both
+        client = _client(logger)
+        assert [m.value for m in client.get_metric_history(logger.run_id, "loss")] == [0.5]
+        default = client.get_experiment("0")  # MLflow's Default, where MLflow would put it
+        assert default.artifact_location == (tmp_path / "mlruns" / "0").resolve().as_uri()
+    assert run_ids[0] != run_ids[1]
+    before = (tmp_path / "a" / "mlflow.db").read_bytes()
+    assert _sqlite_store.seed_new_store(tmp_path / "a" / "mlflow.db") is False
+    assert (tmp_path / "a" / "mlflow.db").read_bytes() == before

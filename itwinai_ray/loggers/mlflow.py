@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from itwinai_ray.errors import ConfigurationError, MissingDependencyError
+from itwinai_ray.loggers._sqlite_store import seed_new_store
 from itwinai_ray.loggers.base import LogFreq, Logger, write_item
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
@@ -88,6 +89,8 @@ class MLFlowLogger(Logger):
         with self._store_lock():
             # Several trials or ranks opening a new sqlite store at once race in MLflow's
             # schema migration; one at a time per store file.
+            if self.tracking_uri.startswith("sqlite:///"):
+                seed_new_store(Path(self.tracking_uri[len("sqlite:///"):]))
             self.client = MlflowClient(tracking_uri=self.tracking_uri)
             self.experiment_id = self._get_or_create_experiment()
         if self._resume_id is not None:
