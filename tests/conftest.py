@@ -1,11 +1,15 @@
-"""Shared fixtures: small real datasets, and the venv's bin directory for subprocess tests."""
+"""Shared fixtures: small real datasets, a local Ray per test module, the venv's Python for
+subprocess tests."""
 
 from __future__ import annotations
 
 import os
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +48,23 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+@contextmanager
+def local_ray(num_cpus: int) -> Iterator[Any]:
+    """A real local Ray with ``num_cpus`` logical CPUs (overcommitted on purpose: 2 trials x
+    2 workers fit on 2 cores), no dashboard, one thread per worker, and tests/ importable by
+    its workers (trainers defined there). Shut down, and the environment restored, on exit.
+    Use it in a module-scoped ``ray_cluster`` fixture."""
+    import ray
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("RAY_ADDRESS", raising=False)
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [
+            str(ROOT / "tests"), os.environ.get("PYTHONPATH")])))
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+        try:
+            yield ray
+        finally:
+            ray.shutdown()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, free_port, subprocess_env
+from conftest import ROOT, free_port, local_ray, subprocess_env
 
 from itwinai_ray.distributed import DeepSpeedStrategy, get_strategy
 from itwinai_ray.distributed.deepspeed import deepspeed_available
@@ -142,18 +142,8 @@ def test_zero_stage_trains_digits_under_torchrun(stage: int, tmp_path: Path) -> 
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A local Ray with 5 logical CPUs: two 2-worker trials (2 x 2.01 CPU) run at once."""
-    import ray
-
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), old]))
-    ray.init(address="local", num_cpus=5, include_dashboard=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
-    yield ray
-    ray.shutdown()
-    if old is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = old
+    with local_ray(num_cpus=5) as ray:
+        yield ray
 
 
 def reported_history(trial_dir: str) -> list[dict[str, Any]]:

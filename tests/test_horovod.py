@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, subprocess_env
+from conftest import ROOT, local_ray, subprocess_env
 
 from itwinai_ray.distributed import HorovodStrategy, get_strategy
 from itwinai_ray.distributed.horovod import horovod_available
@@ -100,18 +100,8 @@ def test_horovodrun_trains_digits_with_correct_gathered_metrics(tmp_path: Path) 
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A local Ray with 5 logical CPUs: two 2-worker trials (2 x 2.01 CPU) run at once."""
-    import ray
-
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), old]))
-    ray.init(address="local", num_cpus=5, include_dashboard=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
-    yield ray
-    ray.shutdown()
-    if old is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = old
+    with local_ray(num_cpus=5) as ray:
+        yield ray
 
 
 @needs_horovod

@@ -13,7 +13,7 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, local_ray
 
 from itwinai_ray.errors import ConfigurationError
 from itwinai_ray.tuning.algorithms import build_algorithms, build_scheduler, build_searcher
@@ -124,20 +124,8 @@ def test_bad_objective_lists(metric, mode, match):
 # ------------------------------------------------------------------ a real run
 @pytest.fixture(scope="module")
 def ray_cluster():
-    import os
-
-    import ray
-
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), old]))
-    ray.init(address="local", num_cpus=4, include_dashboard=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
-    yield ray
-    ray.shutdown()
-    if old is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = old
+    with local_ray(num_cpus=4) as ray:
+        yield ray
 
 
 @pytest.mark.slow

@@ -8,26 +8,15 @@ trainer in its worker, see ``tests/search_trainers.py``) and its reported metric
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
-from conftest import ROOT
+from conftest import local_ray
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    import ray
-
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), old]))
-    ray.init(address="local", num_cpus=4, include_dashboard=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
-    yield ray
-    ray.shutdown()
-    if old is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = old
+    with local_ray(num_cpus=4) as ray:
+        yield ray
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from itwinai_ray.errors import ResourceError
-from itwinai_ray.tuning import _ray_callbacks, ray_backend
+from itwinai_ray.tuning import _ray_callbacks, _ray_trial, ray_backend
 from itwinai_ray.tuning.ray_backend import WorkerContext, ensure_ray, run_experiment
 
 pytestmark = pytest.mark.slow
@@ -252,8 +252,8 @@ def test_trainer_config_failure_limit_and_small_spec(ray_cluster, tmp_path, monk
     assert isinstance(spec.worker_fn_ref, ray_cluster.ObjectRef)
     assert len(ray.cloudpickle.dumps(spec)) < 100_000
     assert ray_cluster.get(spec.worker_fn_ref).args[0] == big
-    trainer = ray_backend._build_trainer({"lr": 0.1}, spec, "t0", str(tmp_path), None, "run",
-                                         reports=None)
+    trainer = _ray_trial._build_trainer({"lr": 0.1}, spec, "t0", str(tmp_path), None, "run",
+                                        reports=None)
     assert len(ray.cloudpickle.dumps(trainer.train_loop_config)) < 100_000
     failure = trainer.run_config.failure_config
     assert failure.max_failures == 0

@@ -6,7 +6,7 @@ import os
 import time
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, local_ray
 
 from itwinai_ray.config import load_pipeline
 from itwinai_ray.errors import ResourceError
@@ -19,19 +19,8 @@ CONFIG = ROOT / "tests" / "configs" / "hpo_digits.yaml"
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A local Ray with 5 logical CPUs: two 2-worker trials (2 x 2.01 CPU) run at once."""
-    import ray
-
-    tests_dir = str(ROOT / "tests")
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [tests_dir, old]))  # for workers
-    ray.init(address="local", num_cpus=5, include_dashboard=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
-    yield ray
-    ray.shutdown()
-    if old is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = old
+    with local_ray(num_cpus=5) as ray:
+        yield ray
 
 
 @pytest.mark.slow

@@ -6,12 +6,11 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from conftest import local_ray
 from recording_trainers import RecordingTrainer, read_records
 
 from itwinai_ray.errors import ResourceError
@@ -23,16 +22,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A local Ray with 4 logical CPUs; workers import tests/ (the recording trainer)."""
-    import ray
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("RAY_ADDRESS", raising=False)
-        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [
-            str(ROOT / "tests"), os.environ.get("PYTHONPATH")])))
-        ray.init(address="local", num_cpus=4, include_dashboard=False,
-                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    with local_ray(num_cpus=4) as ray:
         yield ray
-        ray.shutdown()
 
 
 def _trainer(tmp_path: Any, epochs: int, **config: Any) -> RecordingTrainer:

@@ -9,6 +9,7 @@ import json
 import os
 
 import pytest
+from conftest import local_ray
 
 from itwinai_ray.errors import ConfigurationError
 from itwinai_ray.tuning.algorithms import SCHEDULERS, build_algorithms, build_scheduler
@@ -93,12 +94,8 @@ def test_table_lists_every_scheduler_the_issue_names():
 # ------------------------------------------------------------------ real runs
 @pytest.fixture(scope="module")
 def ray_cluster():
-    import ray
-
-    ray.init(address="local", num_cpus=4, include_dashboard=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
-    yield ray
-    ray.shutdown()
+    with local_ray(num_cpus=4) as ray:
+        yield ray
 
 
 def stateful_worker(iterations: int, sleep: float = 0.0, record_dir: str = ".",

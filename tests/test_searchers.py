@@ -6,6 +6,7 @@ path as RayTorchTrainer's trials).
 from __future__ import annotations
 
 import pytest
+from conftest import local_ray
 
 from itwinai_ray.errors import ConfigurationError, SearchSpaceError
 from itwinai_ray.tuning.algorithms import SEARCHERS, build_algorithms, build_searcher
@@ -137,12 +138,8 @@ def test_table_rows_name_package_and_extra():
 # ------------------------------------------------------------------ real runs
 @pytest.fixture(scope="module")
 def ray_cluster():
-    import ray
-
-    ray.init(address="local", num_cpus=4, include_dashboard=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
-    yield ray
-    ray.shutdown()
+    with local_ray(num_cpus=4) as ray:
+        yield ray
 
 
 def _quadratic_worker(iterations: int):

@@ -46,23 +46,23 @@ class PhaseTrainer(ovr.BenchDigitsTrainer):
 
 def _phase_train_loop(loop_config: dict[str, Any]) -> None:
     loop_config["config"] = {**loop_config["config"], "bench_t_loop": time.time()}
-    from itwinai_ray.tuning import ray_backend  # in the worker: the unpatched module
+    from itwinai_ray.tuning import _ray_trial  # in the worker: the unpatched module
 
-    return ray_backend._train_loop(loop_config)
+    return _ray_trial._train_loop(loop_config)
 
 
 def _phase_trial_fn(config: dict[str, Any], spec: Any) -> None:
     t0 = time.time()
-    from itwinai_ray.tuning import ray_backend  # in the trial process
+    from itwinai_ray.tuning import _ray_trial  # in the trial process
 
-    build = ray_backend._build_trainer
+    build = _ray_trial._build_trainer
 
     def timed_build(cfg: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         return build({**cfg, "bench_t_build": time.time()}, *args, **kwargs)
 
-    ray_backend._build_trainer = timed_build
-    ray_backend._train_loop = _phase_train_loop  # pickled by value into the workers
-    return ray_backend._trial_fn({**config, ovr.T_START_KEY: t0}, spec)
+    _ray_trial._build_trainer = timed_build
+    _ray_trial._train_loop = _phase_train_loop  # pickled by value into the workers
+    return _ray_trial._trial_fn({**config, ovr.T_START_KEY: t0}, spec)
 
 
 def run(quick: bool) -> list[Measurement]:
