@@ -1,0 +1,232 @@
+"""Trial side of the Ray backend: the Tune function trainable and the Train V2 worker loop.
+
+``_trial_fn`` runs one trial: in the trial process (``num_workers == 1``, the fast path) or
+on a Ray Train V2 worker group whose reports reach Tune through a mailbox
+(:mod:`._ray_callbacks`). See :mod:`.ray_backend` for the whole picture; only the Ray
+backend's modules import Ray Train/Tune.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from itwinai_ray.tuning import _ray_callbacks
+from itwinai_ray.tuning.context import WorkerContext
+
+logger = logging.getLogger(__name__)
+
+_QUEUE_POLL_S = 0.2
+_JOIN_TIMEOUT_S = 10.0
+#: How often Train V2's controller polls its workers (``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``,
+#: default 2 s). Each worker holds one report until the poll takes it, so the default caps a
+#: trial at one epoch per 2 s. A value set in the environment wins; missed polls only fail a
+#: worker after RAY_TRAIN_WORKER_HEALTH_CHECK_TIMEOUT_S (10 min), so a short poll is safe.
+_TRAIN_POLL_ENV, _TRAIN_POLL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25"
+#: Worker-group start failures (a controller error) Train retries before the trial errors.
+_CONTROLLER_FAILURE_LIMIT = 2
+
+
+@dataclass(frozen=True)
+class _TrialSpec:
+    """Everything a trial needs besides its sampled config.
+
+    ``worker_fn`` (which may hold the trainer and its datasets) is a Ray ``ObjectRef``: it is
+    put in the object store once per experiment and only the processes that run it fetch it.
+    """
+
+    worker_fn_ref: Any
+    num_workers: int
+    use_gpu: bool
+    resources_per_worker: dict[str, float]
+    train_storage_path: str
+    trial_config_base: dict[str, Any]
+    train_checkpoints_to_keep: int | None
+    registry: tuple[str, str | None] | None = None  # (actor name, namespace)
+    #: The tuned metrics: a report without them fails the trial with a clear message.
+    required_metrics: tuple[str, ...] = ()
+    #: Train restarts of the worker group (from its last checkpoint) before the trial fails.
+    worker_max_failures: int = 0
+
+
+# ----------------------------------------------------------------------------------------
+# Trial side
+# ----------------------------------------------------------------------------------------
+def _trial_fn(config: dict[str, Any], spec: _TrialSpec) -> None:
+    """Tune function trainable: one trial."""
+    import ray.tune
+
+    trial_config = {**spec.trial_config_base, **config}
+    tune_ckpt = ray.tune.get_checkpoint()
+    resume_dir = tune_ckpt.path if tune_ckpt is not None else None
+    tctx = ray.tune.get_context()
+    if spec.num_workers == 1:
+        _run_in_trial(trial_config, spec, tctx.get_trial_id(), tctx.get_trial_dir(), resume_dir)
+    else:
+        _run_worker_group(trial_config, spec, tctx.get_trial_id(), tctx.get_trial_dir(),
+                          resume_dir)
+
+
+def _run_in_trial(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial_dir: str,
+                  resume_dir: str | None) -> None:
+    """Fast path: the trial process is the only worker."""
+    import ray
+    import ray.tune
+
+    ctx = _tune_context(trial_id, trial_dir, resume_dir, spec.required_metrics)
+    ray.get(spec.worker_fn_ref)(config, ctx)
+
+
+def _tune_report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+    import ray.tune
+
+    ckpt = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+    ray.tune.report(metrics, checkpoint=ckpt)
+
+
+def _tune_context(trial_id: str, trial_dir: str, resume_dir: str | None,
+                  required_metrics: tuple[str, ...] = ()) -> WorkerContext:
+    """The context of a worker that is the trial process itself (reports to Tune)."""
+    return WorkerContext(world_size=1, rank=0, local_rank=0, local_world_size=1, node_rank=0,
+                         trial_id=trial_id, trial_dir=trial_dir,
+                         resume_checkpoint_dir=resume_dir, _report_fn=_tune_report,
+                         required_metrics=required_metrics)
+
+
+def tune_trial_context() -> WorkerContext | None:
+    """The context of the current Ray Tune function trial, or None outside one.
+
+    Used when user code runs a trainer inside its own Tune trainable (the run_trial
+    template): the trainer then reports to Tune and resumes from Tune's checkpoint.
+    """
+    from ray.tune.trainable.trainable_fn_utils import _in_tune_session
+
+    if not _in_tune_session():
+        return None
+    import ray.tune
+
+    tctx = ray.tune.get_context()
+    ckpt = ray.tune.get_checkpoint()
+    return _tune_context(tctx.get_trial_id(), tctx.get_trial_dir(),
+                         ckpt.path if ckpt is not None else None)
+
+
+def _build_trainer(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial_dir: str,
+                   resume_dir: str | None, run_name: str, reports: Any) -> Any:
+    """The Train V2 ``TorchTrainer`` of one trial attempt (``reports``: the forwarding queue)."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    forward_cls, _, _ = _ray_callbacks.ray_classes()
+    return TorchTrainer(
+        train_loop_per_worker=_train_loop,
+        # The spec is small: worker_fn travels as an ObjectRef, fetched by each worker.
+        train_loop_config={"spec": spec, "config": config, "trial_id": trial_id,
+                           "trial_dir": trial_dir, "resume_dir": resume_dir},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=spec.num_workers, use_gpu=spec.use_gpu,
+            resources_per_worker=dict(spec.resources_per_worker)),
+        run_config=ray.train.RunConfig(
+            name=run_name, storage_path=spec.train_storage_path,
+            callbacks=[forward_cls(reports)],
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=spec.train_checkpoints_to_keep),
+            # A worker error or death restarts the group in place from Train's latest
+            # checkpoint worker_max_failures times; then the trial fails and Tune's
+            # max_failures decides. A worker group that cannot start (each attempt waits
+            # RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S) would be retried forever with the
+            # default controller_failure_limit=-1.
+            failure_config=ray.train.FailureConfig(
+                max_failures=spec.worker_max_failures,
+                controller_failure_limit=_CONTROLLER_FAILURE_LIMIT)),
+    )
+
+
+def _run_worker_group(config: dict[str, Any], spec: _TrialSpec, trial_id: str,
+                      trial_dir: str, resume_dir: str | None) -> None:
+    """Run the trial on a Ray Train V2 worker group and forward its reports to Tune.
+
+    Tune copies each re-reported checkpoint into the trial's own directory
+    (``StorageContext.persist_current_checkpoint``), so the Train run directory is deleted
+    once ``fit()`` has returned and every report has been re-reported.
+    """
+    import queue as std_queue
+
+    import ray.tune
+    from ray.util.queue import Empty, Queue
+
+    # A fresh Train run per attempt: resuming comes from Tune's checkpoint (retry, restore,
+    # PBT exploit), never from an older Train run of the same trial.
+    run_name = f"{trial_id}_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}"
+    # The report hand-over lives in the experiment's registry actor: no process per trial.
+    reports = (_ray_callbacks.Mailbox(*spec.registry, run_name) if spec.registry
+               else Queue(maxsize=1, actor_options={"num_cpus": 0}))
+    run_dir = os.path.join(spec.train_storage_path, run_name)
+    if spec.registry:  # deleted by the Tune callback if this trial is killed
+        _ray_callbacks.registry_notify(*spec.registry, "register", trial_id, None, run_dir)
+    # Read in this (trial) process when fit() starts the controller, which gets it as an env var.
+    os.environ.setdefault(_TRAIN_POLL_ENV, _TRAIN_POLL_S)
+    trainer = _build_trainer(config, spec, trial_id, trial_dir, resume_dir, run_name, reports)
+    outcome: dict[str, BaseException] = {}
+
+    def fit() -> None:
+        try:
+            trainer.fit()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the trial thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=fit, name=f"fit-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                metrics, ckpt = reports.get(block=True, timeout=_QUEUE_POLL_S)
+            except (Empty, std_queue.Empty):
+                if thread.is_alive() or not reports.empty():
+                    continue
+                break
+            tune_ckpt = (ray.tune.Checkpoint(path=ckpt.path, filesystem=ckpt.filesystem)
+                         if ckpt is not None else None)
+            ray.tune.report(metrics, checkpoint=tune_ckpt)  # copies the checkpoint
+    finally:
+        # Also on an error here: a controller blocked in put() then fails instead of hanging.
+        reports.shutdown(force=thread.is_alive())
+        thread.join(timeout=_JOIN_TIMEOUT_S)
+        shutil.rmtree(run_dir, ignore_errors=True)
+    if "error" in outcome:
+        raise outcome["error"]
+
+
+def _train_loop(loop_config: dict[str, Any]) -> None:
+    """Per-worker entry point of the Train worker group."""
+    import ray
+    import ray.train
+    import ray.util
+
+    spec: _TrialSpec = loop_config["spec"]
+    tctx = ray.train.get_context()
+    rank = tctx.get_world_rank()
+    pg = ray.util.get_current_placement_group()
+    if rank == 0 and pg is not None and spec.registry:  # before training: see ray_classes
+        _ray_callbacks.registry_notify(*spec.registry, "register", loop_config["trial_id"],
+                                       pg.id.hex())
+    train_ckpt = ray.train.get_checkpoint()  # set after a worker-group restart
+    resume = train_ckpt.path if train_ckpt is not None else loop_config["resume_dir"]
+
+    def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+        ckpt = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=ckpt)
+
+    ctx = WorkerContext(
+        world_size=tctx.get_world_size(), rank=rank, local_rank=tctx.get_local_rank(),
+        local_world_size=tctx.get_local_world_size(), node_rank=tctx.get_node_rank(),
+        trial_id=loop_config["trial_id"], trial_dir=loop_config["trial_dir"],
+        resume_checkpoint_dir=resume, _report_fn=report,
+        required_metrics=spec.required_metrics)
+    ray.get(spec.worker_fn_ref)(loop_config["config"], ctx)
