@@ -92,20 +92,20 @@ def _wait_no_alive_groups(ray: Any, timeout_s: float = 5.0) -> list[str]:
 
 @pytest.mark.timeout(300)
 def test_asha_two_workers_no_leak_and_checkpoints(ray_cluster, tmp_path) -> None:
-    """(a)+(e): 4 trials x 2 workers under ASHA; early stops, world size 2, real checkpoints."""
+    """(a)+(e): 3 trials x 2 workers under ASHA; early stops, world size 2, real checkpoints."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
     t0 = time.time()
     grid = run_experiment(
-        linear_worker, {"lr": tune.grid_search([0.3, 0.1, 0.01, 0.001])},
+        linear_worker, {"lr": tune.grid_search([0.3, 0.01, 0.001])},
         num_workers=2, use_gpu=False, resources_per_worker={"CPU": 1},
         metric="loss", mode="min", num_samples=1,
         scheduler=ASHAScheduler(max_t=4, grace_period=1, reduction_factor=2),
         storage_path=str(tmp_path), name="asha", trial_config_base={"epochs": 4})
     assert time.time() - t0 < 280
     assert grid.num_errors == 0, [r.error for r in grid]
-    assert len(grid) == 4
+    assert len(grid) == 3
     iters = [r.metrics["training_iteration"] for r in grid]
     assert max(iters) == 4 and min(iters) < 4, iters
     for r in grid:
@@ -131,7 +131,7 @@ def test_asha_two_workers_no_leak_and_checkpoints(ray_cluster, tmp_path) -> None
 
 def test_concurrency_from_capacity_is_passed_to_tune(ray_cluster, tmp_path, monkeypatch) -> None:
     """(b) wiring: Tune gets max_concurrent_trials = capacity / need, a larger user value is
-    capped. The real waves (4 trials x 2 workers on 4 CPUs, all finish) run in the ASHA test."""
+    capped. The real waves (3 trials x 2 workers on 4 CPUs, all finish) run in the ASHA test."""
     import ray.tune
 
     captured: list[Any] = []
