@@ -20,6 +20,19 @@ import yaml
 
 from .._yaml import yaml_safe
 
+#: Tune names a trial's directory ``<trainable>_<trial id>_<index>_<values>_<date>``.
+_TRIAL_ID_IN_DIR = re.compile(r"_([0-9a-f]{5}_\d{5})_")
+
+
+def _trial_id(path: Any, metrics: Mapping[str, Any]) -> str:
+    """The trial's id from its directory name: a PBT-exploited trial's last metrics may be
+    the cloned trial's (``trial_id`` included), its directory is its own."""
+    name = Path(str(path)).name
+    found = _TRIAL_ID_IN_DIR.search(name)
+    if found:
+        return found.group(1)
+    return str(metrics.get("trial_id", name))
+
 
 @dataclass
 class TrialRow:
@@ -85,7 +98,7 @@ class HPOResults:
             config = dict(result.config or {})
             ckpt = getattr(result, "checkpoint", None)
             rows.append(TrialRow(
-                trial_id=str(metrics.get("trial_id", Path(str(result.path)).name)),
+                trial_id=_trial_id(result.path, metrics),
                 config={k: config.get(k) for k in keys} if keys else config,
                 metric=_finite(metrics.get(metric)), epochs=epochs, status=status,
                 checkpoint=getattr(ckpt, "path", None), path=str(result.path),
