@@ -52,10 +52,9 @@ def seed_new_store(db: Path) -> bool:
     True if seeded. Call it under the store's file lock."""
     if db.exists():
         return False
+    tmp = db.with_name(db.name + ".seeding")
     try:
-        template = _template()
-        tmp = db.with_name(db.name + ".seeding")
-        shutil.copyfile(template, tmp)
+        shutil.copyfile(_template(), tmp)
         with sqlite3.connect(tmp) as conn:
             conn.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
                          ((Path.cwd() / "mlruns" / "0").resolve().as_uri(),))
@@ -64,4 +63,5 @@ def seed_new_store(db: Path) -> bool:
         return True
     except Exception:  # noqa: BLE001 - MLflow migrates a new store itself
         logger.debug("Could not seed %s from the cached empty store", db, exc_info=True)
+        tmp.unlink(missing_ok=True)
         return False

@@ -85,14 +85,12 @@ class ClipToBounds:
     bounds (``[lower, upper]`` of a float, ``[lower, upper - 1]`` of Ray's integer domain)."""
 
     def __init__(self, space: Mapping[str, Any]):
-        from ray.tune.search.sample import Float, Integer
+        from ray.tune.search.sample import Integer
 
-        self.bounds: dict[str, tuple[float, float]] = {}
-        for key, d in space.items():
-            if isinstance(d, Float):
-                self.bounds[key] = (float(d.lower), float(d.upper))
-            elif isinstance(d, Integer):
-                self.bounds[key] = (d.lower, d.upper - 1)
+        self.bounds: dict[str, tuple[float, float]] = {
+            k: (lower, upper) for k, (lower, upper) in bounds_from_space(space).items()}
+        self.bounds.update({k: (d.lower, d.upper - 1) for k, d in space.items()
+                            if isinstance(d, Integer)})
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
         for key, (lower, upper) in self.bounds.items():
