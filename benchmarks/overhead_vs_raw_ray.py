@@ -103,7 +103,9 @@ def _timed_trial_fn(config: dict[str, Any], spec: Any) -> None:
 
 
 def run_ours(data: tuple[Any, Any], lrs: list[float], args: argparse.Namespace,
-             storage: str, name: str) -> tuple[float, list[dict[str, Any]], int]:
+             storage: str, name: str, mlflow: bool = True,
+             ) -> tuple[float, list[dict[str, Any]], int]:
+    """Ours, as a user runs it: MLflow tracking on (the default) unless ``mlflow=False``."""
     from itwinai_ray import RayTorchTrainer
     from itwinai_ray.tuning import ray_backend, resources
 
@@ -114,7 +116,7 @@ def run_ours(data: tuple[Any, Any], lrs: list[float], args: argparse.Namespace,
         trainer=trainer,
         scaling_config={"num_workers": args.workers},
         tune_config={"num_samples": 1, "metric": "loss", "mode": "min", "scheduler": "fifo"},
-        run_config={"storage_path": storage, "name": name},
+        run_config={"storage_path": storage, "name": name, "mlflow": mlflow},
         search_space={"optim_lr": {"grid_search": lrs}},
     )
     need = resources.trial_need(args.workers, None, False)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 TRIAL_TAG = "itwinai_ray.trial_id"
 ROLE_TAG = "itwinai_ray.role"
+#: How long the end of an experiment waits for MLflow writes still queued.
+END_TIMEOUT_S = 300.0
 #: Ray's bookkeeping keys: not metrics.
 _NOT_METRICS = {"done", "training_iteration", "timestamp", "pid", "time_since_restore",
                 "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint",
@@ -87,7 +90,13 @@ def metrics_of(result: Mapping[str, Any]) -> dict[str, float]:
 
 
 class ExperimentRuns:
-    """The parent run of one experiment and the child runs of its trials."""
+    """The parent run of one experiment and the child runs of its trials.
+
+    Every MLflow call runs, in order, on one background thread (:meth:`start_in_background`):
+    the Tune callbacks only queue work, so Tune's event loop never waits for MLflow (its
+    import, a schema migration, a remote tracking server's round trips). Without the thread
+    (:meth:`start`), the calls run where they are made. :meth:`end` drains the queue.
+    """
 
     def __init__(self, settings: MlflowSettings, experiment_dir: str | Path, name: str,
                  params: Mapping[str, Any] | None = None) -> None:
@@ -96,9 +105,10 @@ class ExperimentRuns:
         self.name = name
         self.params = dict(params or {})
         self.parent: MLFlowLogger | None = None
-        self.trial_runs: dict[str, str] = {}  # trial id -> run id
-        self._open: set[str] = set()
-        self._starting: threading.Thread | None = None
+        self.trial_runs: dict[str, str] = {}  # trial id -> run id (the MLflow thread's)
+        self._open: set[str] = set()  # trials whose run is open, as the driver sees them
+        self._ops: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def parent_run_id(self) -> str | None:
@@ -119,82 +129,120 @@ class ExperimentRuns:
             self.parent.save_hyperparameters(self.params)
 
     def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles its callbacks into tuner.pkl: leave the start-up thread out.
+        # Tune pickles its callbacks into tuner.pkl: leave the thread and its queue out.
         state = dict(self.__dict__)
-        state["_starting"] = None
+        state["_ops"] = state["_thread"] = None
         return state
 
     def start_in_background(self) -> None:
-        """:meth:`start` in a thread: a new sqlite store takes seconds (schema migration),
-        which overlap with the first trials' start-up. Failures are logged, never raised."""
-        def run() -> None:
+        """:meth:`start`, then every later call, on the MLflow thread. Opening a new store
+        takes seconds (``import mlflow``), which overlap with the first trials' start-up.
+        Failures are logged, never raised: the experiment goes on without MLflow."""
+        self._ops = queue.Queue()
+        self._thread = threading.Thread(target=self._serve, name="mlflow-runs", daemon=True)
+        self._thread.start()
+        self._submit(self._start_guarded)
+
+    def _start_guarded(self) -> None:
+        try:
+            self.start()
+        except Exception:  # noqa: BLE001 - an unreachable server must not stop the run
+            logger.warning("MLflow: could not open the experiment's parent run at %s; "
+                           "continuing without MLflow.", self.settings.tracking_uri,
+                           exc_info=True)
+            self.parent = None
+
+    def _serve(self) -> None:
+        assert self._ops is not None
+        while True:
+            op = self._ops.get()
+            if op is None:
+                return
+            fn, args = op
             try:
-                self.start()
-            except Exception:  # noqa: BLE001 - an unreachable server must not stop the run
-                logger.warning("MLflow: could not open the experiment's parent run at %s; "
-                               "continuing without MLflow.", self.settings.tracking_uri,
+                fn(*args)
+            except Exception:  # noqa: BLE001 - bookkeeping must never fail the experiment
+                logger.warning("MLflow: %s failed.", getattr(fn, "__name__", fn),
                                exc_info=True)
-                self.parent = None
 
-        self._starting = threading.Thread(target=run, name="mlflow-parent-run", daemon=True)
-        self._starting.start()
+    def _submit(self, fn: Any, *args: Any) -> None:
+        if self._ops is None:
+            fn(*args)
+        else:
+            self._ops.put((fn, args))
 
-    def wait_started(self) -> None:
-        if self._starting is not None:
-            self._starting.join()
+    @property
+    def _active(self) -> bool:
+        return self.parent is not None and self.parent.is_active
 
-    def trial_started(self, trial_id: str, params: Mapping[str, Any]) -> str | None:
-        """Open the trial's child run (once; a retried trial keeps its run)."""
-        self.wait_started()
-        if self.parent is None or not self.parent.is_active:
-            return None
+    def trial_started(self, trial_id: str, params: Mapping[str, Any]) -> None:
+        """Open the trial's child run (once; a retried trial reopens its run)."""
+        if trial_id not in self._open:
+            self._open.add(trial_id)
+            self._submit(self._open_trial_run, trial_id, dict(params))
+
+    def _open_trial_run(self, trial_id: str, params: dict[str, Any]) -> None:
+        if not self._active:
+            return
         if trial_id in self.trial_runs:
-            if trial_id not in self._open:
-                self._guard(self.client.update_run, self.trial_runs[trial_id], "RUNNING")
-                self._open.add(trial_id)
-            return self.trial_runs[trial_id]
+            self._guard(self.client.update_run, self.trial_runs[trial_id], "RUNNING")
+            return
         tags = {**{str(k): str(v) for k, v in self.settings.tags.items()},
                 PARENT_RUN_TAG: self.parent_run_id, TRIAL_TAG: trial_id, ROLE_TAG: "trial"}
         run = self._guard(self.client.create_run, self.parent.experiment_id, tags=tags,
                           run_name=trial_id)
         if run is None:
-            return None
+            return
         run_id = run.info.run_id
         self.trial_runs[trial_id] = run_id
-        self._open.add(trial_id)
         from mlflow.entities import Param
 
         items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
         if items:
             self._guard(self.client.log_batch, run_id, params=items)
-        return run_id
 
     def trial_result(self, trial_id: str, result: Mapping[str, Any]) -> None:
         """Log one reported result as metrics at step ``training_iteration``."""
-        self.wait_started()
+        step = int(result.get("training_iteration", 0) or 0)
+        stamp = int(float(result.get("timestamp", 0) or 0) * 1000)
+        self._submit(self._log_result, trial_id, metrics_of(result), step, stamp)
+
+    def _log_result(self, trial_id: str, metrics: dict[str, float], step: int,
+                    stamp: int) -> None:
         run_id = self.trial_runs.get(trial_id)
-        if run_id is None:
+        if run_id is None or not metrics:
             return
         from mlflow.entities import Metric
 
-        step = int(result.get("training_iteration", 0) or 0)
-        stamp = int(float(result.get("timestamp", 0) or 0) * 1000)
-        items = [Metric(k, v, stamp, step) for k, v in metrics_of(result).items()]
-        if items:
-            self._guard(self.client.log_batch, run_id, metrics=items)
+        items = [Metric(k, v, stamp, step) for k, v in metrics.items()]
+        self._guard(self.client.log_batch, run_id, metrics=items)
 
     def trial_ended(self, trial_id: str, status: str) -> None:
         """Close the trial's run: ``FINISHED``, ``KILLED`` or ``FAILED``."""
         if trial_id in self._open:
             self._open.discard(trial_id)
+            self._submit(self._close_trial_run, trial_id, status)
+
+    def _close_trial_run(self, trial_id: str, status: str) -> None:
+        if trial_id in self.trial_runs and self._active:
             self._guard(self.client.set_terminated, self.trial_runs[trial_id], status=status)
 
     def end(self, status: str = "FINISHED") -> None:
-        """Close runs still open (as KILLED) and the parent run (with ``status``)."""
-        self.wait_started()
+        """Close runs still open (as KILLED) and the parent run (with ``status``), then wait
+        until the MLflow thread has done everything queued."""
         for trial_id in list(self._open):
             self.trial_ended(trial_id, "KILLED")
-        if self.parent is not None and self.parent.is_active:
+        self._submit(self._end_parent, status)
+        if self._ops is not None and self._thread is not None:
+            self._ops.put(None)
+            self._thread.join(timeout=END_TIMEOUT_S)
+            if self._thread.is_alive():  # e.g. an unreachable tracking server, retrying
+                logger.warning("MLflow: still writing after %.0f s; not waiting longer (the "
+                               "runs of this experiment may be incomplete).", END_TIMEOUT_S)
+            self._ops = self._thread = None
+
+    def _end_parent(self, status: str) -> None:
+        if self._active:
             try:
                 self.parent.destroy_logger_context(status)
             except Exception:  # noqa: BLE001 - bookkeeping must never fail the experiment
