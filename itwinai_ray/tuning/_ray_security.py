@@ -27,6 +27,7 @@ import secrets
 import shutil
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,23 @@ def secure_local_start() -> str:
     return os.path.join(root, "r")  # Ray makes this one 0777; its 0700 parent guards it
 
 
+#: How long removing a session root keeps trying while Ray's last processes exit.
+REMOVE_TIMEOUT_S = 15.0
+
+
 def remove_temp_dir() -> None:
-    """Delete the session roots made by :func:`secure_local_start` (Ray has stopped)."""
+    """Delete the session roots made by :func:`secure_local_start` (Ray has stopped).
+
+    ``ray.shutdown()`` returns while some of Ray's processes are still exiting and may still
+    write logs there, so a root that reappears or survives is removed again, for up to
+    :data:`REMOVE_TIMEOUT_S`; then a warning names what is left."""
     while _temp_dirs:
-        shutil.rmtree(_temp_dirs.pop(), ignore_errors=True)
+        root = _temp_dirs.pop()
+        deadline = time.monotonic() + REMOVE_TIMEOUT_S
+        shutil.rmtree(root, ignore_errors=True)
+        while os.path.exists(root) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            shutil.rmtree(root, ignore_errors=True)
+        if os.path.exists(root):
+            logger.warning("Could not remove Ray's session files at %s; remove them by hand.",
+                           root)
