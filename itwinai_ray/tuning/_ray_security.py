@@ -91,8 +91,9 @@ def remove_temp_dir() -> None:
     """Delete the session roots made by :func:`secure_local_start` (Ray has stopped).
 
     ``ray.shutdown()`` returns while some of Ray's processes are still exiting and may still
-    write logs there, so a root that reappears or survives is removed again, for up to
-    :data:`REMOVE_TIMEOUT_S`; then a warning names what is left."""
+    write logs there: a file created while the tree is being removed makes its directory
+    survive, so a root that survives is removed again, for up to :data:`REMOVE_TIMEOUT_S`;
+    then a warning names what is left."""
     while _temp_dirs:
         root = _temp_dirs.pop()
         deadline = time.monotonic() + REMOVE_TIMEOUT_S

@@ -109,6 +109,8 @@ class ExperimentRuns:
         self._open: set[str] = set()  # trials whose run is open, as the driver sees them
         self._ops: queue.Queue | None = None
         self._thread: threading.Thread | None = None
+        self._params: dict[str, dict[str, Any]] = {}  # trial id -> params (the MLflow thread's)
+        self._ended = False
 
     @property
     def parent_run_id(self) -> str | None:
@@ -166,6 +168,8 @@ class ExperimentRuns:
                                exc_info=True)
 
     def _submit(self, fn: Any, *args: Any) -> None:
+        if self._ended:  # after end(): nothing more is written, from any thread
+            return
         if self._ops is None:
             fn(*args)
         else:
@@ -182,6 +186,7 @@ class ExperimentRuns:
             self._submit(self._open_trial_run, trial_id, dict(params))
 
     def _open_trial_run(self, trial_id: str, params: dict[str, Any]) -> None:
+        self._params[trial_id] = params
         if not self._active:
             return
         if trial_id in self.trial_runs:
@@ -209,6 +214,8 @@ class ExperimentRuns:
 
     def _log_result(self, trial_id: str, metrics: dict[str, float], step: int,
                     stamp: int) -> None:
+        if trial_id not in self.trial_runs and trial_id in self._params:
+            self._open_trial_run(trial_id, self._params[trial_id])  # creating it had failed
         run_id = self.trial_runs.get(trial_id)
         if run_id is None or not metrics:
             return
@@ -229,17 +236,21 @@ class ExperimentRuns:
 
     def end(self, status: str = "FINISHED") -> None:
         """Close runs still open (as KILLED) and the parent run (with ``status``), then wait
-        until the MLflow thread has done everything queued."""
+        until the MLflow thread has done everything queued. Only the first call counts (Tune's
+        ``on_experiment_end`` and the driver's clean-up both call it)."""
+        if self._ended:
+            return
         for trial_id in list(self._open):
             self.trial_ended(trial_id, "KILLED")
         self._submit(self._end_parent, status)
-        if self._ops is not None and self._thread is not None:
-            self._ops.put(None)
-            self._thread.join(timeout=END_TIMEOUT_S)
-            if self._thread.is_alive():  # e.g. an unreachable tracking server, retrying
+        self._ended = True
+        ops, thread = self._ops, self._thread
+        if ops is not None and thread is not None:
+            ops.put(None)
+            thread.join(timeout=END_TIMEOUT_S)
+            if thread.is_alive():  # e.g. an unreachable tracking server, retrying
                 logger.warning("MLflow: still writing after %.0f s; not waiting longer (the "
                                "runs of this experiment may be incomplete).", END_TIMEOUT_S)
-            self._ops = self._thread = None
 
     def _end_parent(self, status: str) -> None:
         if self._active:
