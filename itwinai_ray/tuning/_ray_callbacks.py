@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import shutil
 from typing import Any
 
@@ -260,6 +261,30 @@ def release_all(name: str, namespace: str | None) -> None:
     """Release everything still in the registry (experiment end, Ctrl-C, errors)."""
     for pgs, dirs in (registry_call(name, namespace, "pop_all") or {}).values():
         release(pgs, dirs)
+
+
+#: How long the end-of-experiment sweep of Train run directories retries a surviving tree.
+SWEEP_TIMEOUT_S = 10.0
+
+
+def sweep_train_runs(train_runs_dir: str) -> None:
+    """Delete an experiment's Train run directories once Tune is done (experiment end).
+
+    A stopped trial's directory is deleted when Tune stops it (:func:`release`), but its
+    Train workers are killed with it and one may still persist a checkpoint there for a
+    moment, recreating the directory. At the end every attempt is over and resuming comes
+    from Tune's own checkpoints, so the whole tree goes; a tree that survives (a file written
+    while it was removed) is removed again for up to :data:`SWEEP_TIMEOUT_S`.
+    """
+    import time
+
+    deadline = time.monotonic() + SWEEP_TIMEOUT_S
+    shutil.rmtree(train_runs_dir, ignore_errors=True)
+    while os.path.exists(train_runs_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        shutil.rmtree(train_runs_dir, ignore_errors=True)
+    if os.path.exists(train_runs_dir):
+        logger.warning("Could not delete the Train run directories in %s.", train_runs_dir)
 
 
 def release(pg_ids: list[str], run_dirs: list[str]) -> None:

@@ -58,6 +58,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
+#: Where the Train runs of an experiment's trials write (``storage_path/name/_train_runs``).
+_TRAIN_RUNS = "_train_runs"
+
 
 def ensure_ray(
     address: str | None = None,
@@ -151,7 +154,7 @@ def make_trainable(
     spec = _TrialSpec(
         worker_fn_ref=ray.put(worker_fn), num_workers=num_workers, use_gpu=use_gpu,
         resources_per_worker=per_worker,
-        train_storage_path=os.path.join(os.path.abspath(storage_path), name, "_train_runs"),
+        train_storage_path=os.path.join(os.path.abspath(storage_path), name, _TRAIN_RUNS),
         trial_config_base=dict(trial_config_base or {}),
         # Train may delete checkpoint N only once Tune has copied it: Train runs at most one
         # report ahead of Tune (queue of 1), so keeping 2 more than Tune is enough.
@@ -351,6 +354,7 @@ def run_experiment(
             observers.close(error)
         _ray_callbacks.release_all(*registry)
         ray.kill(registry_actor, no_restart=True)
+        _ray_callbacks.sweep_train_runs(os.path.join(experiment_dir, _TRAIN_RUNS))
 
 
 __all__ = ["StopWhen", "WorkerContext", "cluster_capacity", "ensure_ray",
