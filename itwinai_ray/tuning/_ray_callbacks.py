@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import shutil
 from typing import Any
+
+from itwinai_ray._fs import remove_tree
 
 logger = logging.getLogger(__name__)
 
@@ -276,14 +277,7 @@ def sweep_train_runs(train_runs_dir: str) -> None:
     from Tune's own checkpoints, so the whole tree goes; a tree that survives (a file written
     while it was removed) is removed again for up to :data:`SWEEP_TIMEOUT_S`.
     """
-    import time
-
-    deadline = time.monotonic() + SWEEP_TIMEOUT_S
-    shutil.rmtree(train_runs_dir, ignore_errors=True)
-    while os.path.exists(train_runs_dir) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        shutil.rmtree(train_runs_dir, ignore_errors=True)
-    if os.path.exists(train_runs_dir):
+    if not remove_tree(train_runs_dir, SWEEP_TIMEOUT_S):
         logger.warning("Could not delete the Train run directories in %s.", train_runs_dir)
 
 

@@ -24,11 +24,11 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import stat
 import tempfile
-import time
 from pathlib import Path
+
+from itwinai_ray._fs import remove_tree
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +96,6 @@ def remove_temp_dir() -> None:
     then a warning names what is left."""
     while _temp_dirs:
         root = _temp_dirs.pop()
-        deadline = time.monotonic() + REMOVE_TIMEOUT_S
-        shutil.rmtree(root, ignore_errors=True)
-        while os.path.exists(root) and time.monotonic() < deadline:
-            time.sleep(0.2)
-            shutil.rmtree(root, ignore_errors=True)
-        if os.path.exists(root):
+        if not remove_tree(root, REMOVE_TIMEOUT_S):
             logger.warning("Could not remove Ray's session files at %s; remove them by hand.",
                            root)
