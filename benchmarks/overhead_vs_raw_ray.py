@@ -87,11 +87,12 @@ class BenchDigitsTrainer(DigitsTrainer):
             self._t_first_step = time.time()
         return super().train_step(batch, batch_idx)
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        metrics = super().train_epoch(epoch)  # averaged over ranks
+    def train_epoch(self) -> Any:
+        loss = super().train_epoch()  # averaged over ranks
+        metrics = self.epoch_metrics
         metrics["t_first_step"] = float(self._t_first_step or float("nan"))  # this rank's
         metrics["t_trial_start"] = float(self.bench_t_trial_start)
-        return metrics
+        return loss
 
 
 def _timed_trial_fn(config: dict[str, Any], spec: Any) -> None:

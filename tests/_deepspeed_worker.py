@@ -29,12 +29,13 @@ def ds_config(stage: int) -> dict[str, Any]:
 class EngineTrainer(SeenDigitsTrainer):
     """Records what the DeepSpeed engine was built with."""
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        metrics = super().train_epoch(epoch)
+    def train_epoch(self) -> Any:
+        loss = super().train_epoch()
+        metrics = self.epoch_metrics
         metrics["seen_micro_batch"] = float(self.model.train_micro_batch_size_per_gpu())
         metrics["seen_zero_stage"] = float(self.model.zero_optimization_stage())
         metrics["seen_rank"] = float(self.strategy.global_rank())
-        return metrics
+        return loss
 
 
 def run(outdir: Path, stage: int, resume: bool) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def run(outdir: Path, stage: int, resume: bool) -> dict[str, Any]:
               "config": {"batch_size": 32, "optim_lr": 0.01, "hidden_size": 32},
               "random_seed": 0, "checkpoints_location": outdir / "ckpt", "checkpoint_every": 1}
     if resume:
-        trainer = EngineTrainer(epochs=3, resume_from_checkpoint=outdir / "ckpt" / "epoch_2",
+        trainer = EngineTrainer(epochs=3, from_checkpoint=outdir / "ckpt" / "epoch_2",
                                 **common)
     else:
         trainer = EngineTrainer(epochs=2, **common)

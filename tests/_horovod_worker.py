@@ -26,17 +26,17 @@ class LocalLossTrainer(SeenDigitsTrainer):
 
     gathered: list[list[float]] = []
 
-    def validation_epoch(self, epoch: int) -> dict[str, float]:
+    def validation_epoch(self) -> Any:
         self.model.eval()
         total, count = 0.0, 0
         with torch.no_grad():
             for x, y in self.validation_dataloader:
                 total += float(self.loss(self.model(x), y))
                 count += 1
-        metrics = super().validation_epoch(epoch)
-        metrics["local_val_loss"] = total / max(count, 1)
+        loss = super().validation_epoch()
+        self.epoch_metrics["local_val_loss"] = total / max(count, 1)
         self.gathered.append(self.strategy.allgather_obj(total / max(count, 1)))
-        return metrics
+        return loss
 
 
 def strategy_rank_seed() -> int:
@@ -60,12 +60,12 @@ def run(outdir: Path) -> dict[str, Any]:
     rank = strategy.global_rank()
     obs: dict[str, Any] = {
         "rank": rank, "size": strategy.global_world_size(),
-        "local_size": strategy.local_world_size(), "is_main": strategy.is_main_worker(),
+        "local_size": strategy.local_world_size(), "is_main": strategy.is_main_worker,
         "history": trainer.history, "gathered_local_val_loss": trainer.gathered,
         "weights_sum": float(sum(p.detach().double().sum() for p in model.parameters())),
         "allgather_obj": strategy.allgather_obj({"rank": rank}),
         "gather_obj": strategy.gather_obj(f"r{rank}"),
-        "gather_obj_dst1": strategy.gather_obj(rank * 10, dst=1),
+        "gather_obj_dst1": strategy.gather_obj(rank * 10, dst_rank=1),
         "allgather": [t.tolist() for t in strategy.allgather(torch.tensor([rank, rank * 10.0]))],
         "reduce_mean": strategy.reduce_mean(1.0 if rank == 0 else 3.0),
         "checkpoint_written": (outdir / "ckpt" / "best" / "model.pt").is_file(),

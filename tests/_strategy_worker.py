@@ -33,14 +33,14 @@ def observe(strategy: TorchDDPStrategy) -> dict[str, Any]:
         local_rank=strategy.local_rank(),
         world_size=strategy.global_world_size(),
         local_world_size=strategy.local_world_size(),
-        is_main=strategy.is_main_worker(),
+        is_main=strategy.is_main_worker,
         device=str(strategy.device()),
         owns_group=strategy.owns_process_group,
     )
     strategy.barrier()
     obs["allgather_obj"] = strategy.allgather_obj({"rank": rank})
     obs["gather_obj"] = strategy.gather_obj(f"r{rank}")
-    obs["gather_obj_dst1"] = strategy.gather_obj(rank * 10, dst=1)
+    obs["gather_obj_dst1"] = strategy.gather_obj(rank * 10, dst_rank=1)
     local = torch.tensor([float(rank), rank * 10.0])
     obs["allgather"] = [t.tolist() for t in strategy.allgather(local)]
     gathered = strategy.gather(local)

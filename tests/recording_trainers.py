@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from itwinai_ray.examples.digits import DigitsTrainer
 
@@ -38,7 +39,8 @@ class RecordingTrainer(DigitsTrainer):
         ctx = getattr(getattr(self, "reporter", None), "ctx", None)
         return ctx.trial_id if ctx is not None else "plain"
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def train_epoch(self) -> Any:
+        epoch = self.current_epoch
         cfg = self.config
         rank = self.strategy.global_rank()
         marker = cfg.get("die_marker")
@@ -50,8 +52,8 @@ class RecordingTrainer(DigitsTrainer):
             os._exit(1)  # a real process death: no exception, no cleanup
         if cfg.get("fault") == "raise" and epoch == 1:
             raise RuntimeError(f"injected failure in epoch {epoch}")
-        metrics = super().train_epoch(epoch)
+        loss = super().train_epoch()
         time.sleep(float(cfg.get("sleep_s", 0.0)))
         with open(cfg.get("record_file"), "a") as fh:  # O_APPEND: one whole line per write
             fh.write(f"{self._trial_id()} {epoch} {os.getpid()} {rank}\n")
-        return metrics
+        return loss

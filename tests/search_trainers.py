@@ -27,28 +27,29 @@ class RecordingDigitsTrainer(DigitsTrainer):
         ctx = getattr(self.reporter, "ctx", None)
         return (getattr(ctx, "trial_id", None), getattr(ctx, "trial_dir", None))
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def train_epoch(self) -> Any:
         import time
 
         time.sleep(float(self.config.get("epoch_sleep", 0.0)))  # keep a population in step
-        metrics = super().train_epoch(epoch)
-        metrics["seen_lr"] = float(self.optimizer.param_groups[0]["lr"])
+        loss = super().train_epoch()
+        self.epoch_metrics["seen_lr"] = float(self.optimizer.param_groups[0]["lr"])
         model = self.strategy.unwrap(self.model)
-        metrics["model_size"] = float(sum(p.numel() for p in model.parameters()))
-        return metrics
+        self.epoch_metrics["model_size"] = float(sum(p.numel() for p in model.parameters()))
+        return loss
 
-    def save_checkpoint(self, directory: str | Path, epoch: int,
-                        metrics: dict[str, float] | None = None) -> Path:
-        path = super().save_checkpoint(directory, epoch, metrics)
-        if self.strategy.is_main_worker():
+    def write_checkpoint(self, directory: str | Path, epoch: int,
+                         metrics: dict[str, float] | None = None) -> Path:
+        path = super().write_checkpoint(directory, epoch, metrics)
+        if self.strategy.is_main_worker:
             (Path(path) / "owner.json").write_text(json.dumps({"trial": self._trial()[0]}))
         return path
 
-    def load_checkpoint(self, directory: str | Path) -> dict[str, Any]:
+    def load_checkpoint(self, directory: str | Path | None = None) -> dict[str, Any]:
+        directory = directory or self.from_checkpoint
         state = super().load_checkpoint(directory)  # applies a changed lr (PBT)
         trial, trial_dir = self._trial()
         owner = Path(directory) / "owner.json"
-        if trial_dir and owner.is_file() and self.strategy.is_main_worker():
+        if trial_dir and owner.is_file() and self.strategy.is_main_worker:
             saved = yaml.safe_load((Path(directory) / "config.yaml").read_text())
             record = {"trial": trial, "from": json.loads(owner.read_text())["trial"],
                       "epoch": state.get("epoch"), "lr_in_checkpoint": saved["optim_lr"],

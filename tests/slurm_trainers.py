@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from itwinai_ray.examples.digits import DigitsTrainer
 
@@ -17,7 +18,7 @@ class NodeRecordingTrainer(DigitsTrainer):
     Ray's processes inherit from ``srun``), and the IP of its Ray node.
     """
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def train_epoch(self) -> Any:
         import ray.util
 
         ctx = self.reporter.ctx
@@ -29,4 +30,4 @@ class NodeRecordingTrainer(DigitsTrainer):
         out = Path(self.config.record_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{ctx.trial_id}-rank{ctx.rank}.json").write_text(json.dumps(record))
-        return super().train_epoch(epoch)
+        return super().train_epoch()

@@ -192,7 +192,7 @@ def test_none_strategy_semantics() -> None:
     assert strategy.is_initialized
     assert (strategy.global_rank(), strategy.local_rank()) == (0, 0)
     assert (strategy.global_world_size(), strategy.local_world_size()) == (1, 1)
-    assert strategy.is_main_worker() and strategy.device() == torch.device(
+    assert strategy.is_main_worker and strategy.device() == torch.device(
         "cuda:0" if torch.cuda.is_available() else "cpu")
     strategy.barrier()
     tensor = torch.ones(2)
@@ -201,7 +201,7 @@ def test_none_strategy_semantics() -> None:
     assert strategy.gather(tensor)[0] is tensor and strategy.allgather(tensor)[0] is tensor
     assert strategy.reduce_mean(3) == 3.0
     with pytest.raises(StrategyError, match="rank 1 does not exist"):
-        strategy.gather_obj(1, dst=1)
+        strategy.gather_obj(1, dst_rank=1)
     model, optimizer, scheduler = nn.Linear(2, 1), object(), object()
     assert strategy.distributed(model, optimizer, scheduler) == (model, optimizer, scheduler)
     assert strategy.unwrap(model) is model

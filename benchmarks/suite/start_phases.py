@@ -36,12 +36,12 @@ class PhaseTrainer(ovr.BenchDigitsTrainer):
         self._t_execute = time.time()
         return super().execute(*args, **kwargs)
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        metrics = super().train_epoch(epoch)
-        metrics.update({"t_build": float(self.bench_t_build),
+    def train_epoch(self) -> Any:
+        loss = super().train_epoch()
+        self.epoch_metrics.update({"t_build": float(self.bench_t_build),
                         "t_loop": float(self.bench_t_loop),
                         "t_execute": float(getattr(self, "_t_execute", float("nan")))})
-        return metrics
+        return loss
 
 
 def _phase_train_loop(loop_config: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ full, so a trial trains for seconds, not milliseconds; fast path: 1 worker per t
 product defaults: checkpoint every epoch, MLflow on) on a fresh local Ray of ``NUM_CPUS`` =
 worker slots (the 2 real cores). An instrumented ``DigitsTrainer`` adds up, per trial, the
 time inside ``train_step`` (the training steps), inside ``validation_epoch`` and inside
-``save_checkpoint``, and the time from the end of an epoch's checkpoint to the next epoch's
+``write_checkpoint``, and the time from the end of an epoch's checkpoint to the next epoch's
 first step (the report to Tune, which copies the checkpoint; the last epoch's is not seen).
 The trial start (first statement of the trial function -> first step: process and actor
 start, fetching the trainer from the object store, building model and data loaders) is timed
@@ -58,26 +58,26 @@ class TimedDigitsTrainer(DigitsTrainer):
         self._add("step", time.time() - t0)
         return out
 
-    def validation_epoch(self, epoch: int) -> dict[str, float]:
+    def validation_epoch(self) -> Any:
         t0 = time.time()
-        out = super().validation_epoch(epoch)
+        out = super().validation_epoch()
         self._add("val", time.time() - t0)
         return out
 
-    def save_checkpoint(self, directory: Any, epoch: int,
-                        metrics: dict[str, float] | None = None) -> Any:
+    def write_checkpoint(self, directory: Any, epoch: int,
+                         metrics: dict[str, float] | None = None) -> Any:
         t0 = time.time()
-        out = super().save_checkpoint(directory, epoch, metrics)
+        out = super().write_checkpoint(directory, epoch, metrics)
         self._t_ckpt_end = time.time()
         self._add("ckpt", self._t_ckpt_end - t0)
         if metrics is not None:  # the dict the reporter sends next
             metrics.update(self._metrics())
         return out
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        metrics = super().train_epoch(epoch)
-        metrics.update(self._metrics())
-        return metrics
+    def train_epoch(self) -> Any:
+        loss = super().train_epoch()
+        self.epoch_metrics.update(self._metrics())
+        return loss
 
     def _metrics(self) -> dict[str, float]:
         m = {f"bench_{k}_s": v for k, v in self._bench.items() if k != "t_first_step"}

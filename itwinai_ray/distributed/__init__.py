@@ -5,6 +5,12 @@ from itwinai_ray.distributed.ddp import LaunchEnv, TorchDDPStrategy, read_launch
 from itwinai_ray.distributed.deepspeed import DeepSpeedStrategy
 from itwinai_ray.distributed.horovod import HorovodStrategy
 from itwinai_ray.distributed.none import NonDistributedStrategy
+from itwinai_ray.distributed.ray_strategies import (
+    RayDDPStrategy,
+    RayDeepSpeedStrategy,
+    RayTorchDistributedStrategy,
+    as_ray_strategy,
+)
 from itwinai_ray.distributed.registry import (
     STRATEGIES,
     StrategySpec,
@@ -19,10 +25,14 @@ __all__ = [
     "HorovodStrategy",
     "LaunchEnv",
     "NonDistributedStrategy",
+    "RayDDPStrategy",
+    "RayDeepSpeedStrategy",
+    "RayTorchDistributedStrategy",
     "Strategy",
     "StrategySpec",
     "TorchDDPStrategy",
     "TorchDistributedStrategy",
+    "as_ray_strategy",
     "available_strategies",
     "get_strategy",
     "read_launch_env",

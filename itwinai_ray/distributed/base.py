@@ -7,6 +7,7 @@ the device; :meth:`Strategy.clean_up` releases what ``init`` created.
 from __future__ import annotations
 
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,8 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str]
+    #: itwinai's flag: False only for the single-process strategy.
+    is_distributed: ClassVar[bool] = True
 
     def __init__(self, **kwargs: Any) -> None:
         self.settings: dict[str, Any] = dict(kwargs)
@@ -53,9 +56,22 @@ class Strategy(ABC):
 
     @abstractmethod
     def distributed(
-        self, model: nn.Module, optimizer: Any = None, lr_scheduler: Any = None
+        self, model: nn.Module, optimizer: Any = None, lr_scheduler: Any = None, **kwargs: Any
     ) -> tuple[Any, Any, Any]:
-        """Move/wrap model, optimizer and scheduler for this strategy."""
+        """Move/wrap model, optimizer and scheduler for this strategy.
+
+        ``kwargs`` are the strategy's own options, as in itwinai (DDP:
+        ``find_unused_parameters``; DeepSpeed: ``config_params``, ``model_parameters``;
+        Horovod: ``compression``, ``op``, ``gradient_predivide_factor``).
+        """
+
+    def is_distributed_model(self, model: Any, optimizer: Any = None) -> bool:
+        """Whether :meth:`distributed` has already wrapped ``model`` (a hook may call it)."""
+        return self.unwrap(model) is not model
+
+    def default_distributed_kwargs(self, config: Any) -> dict[str, Any]:
+        """What ``TorchTrainer.get_default_distributed_kwargs`` passes to :meth:`distributed`."""
+        return {}
 
     def unwrap(self, model: nn.Module) -> nn.Module:
         """Return the bare module (e.g. to save its ``state_dict``)."""
@@ -90,8 +106,9 @@ class Strategy(ABC):
     def local_world_size(self) -> int:
         """Number of processes on this node."""
 
+    @property
     def is_main_worker(self) -> bool:
-        """True on global rank 0."""
+        """True on global rank 0 (a property, as in itwinai: ``if strategy.is_main_worker:``)."""
         return self.global_rank() == 0
 
     def device(self) -> torch.device:
@@ -114,20 +131,26 @@ class Strategy(ABC):
     def allgather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         """Same-shaped tensors of all ranks on every rank."""
 
-    def gather_obj(self, obj: Any, dst: int = 0) -> list[Any] | None:
-        """Picklable objects of all ranks, ordered by rank, on ``dst``; None elsewhere."""
-        self._check_dst(dst)
+    def gather_obj(self, obj: Any, dst_rank: int = 0, **deprecated: Any) -> list[Any] | None:
+        """Picklable objects of all ranks, ordered by rank, on ``dst_rank``; None elsewhere."""
+        dst_rank = self._dst_rank(dst_rank, deprecated)
         gathered = self.allgather_obj(obj)
-        return gathered if self.global_rank() == dst else None
+        return gathered if self.global_rank() == dst_rank else None
 
-    def gather(self, tensor: torch.Tensor, dst: int = 0) -> list[torch.Tensor] | None:
-        """Same-shaped tensors of all ranks on ``dst``; None elsewhere.
+    def gather(self, tensor: torch.Tensor, dst_rank: int = 0,
+               **deprecated: Any) -> list[torch.Tensor] | None:
+        """Same-shaped tensors of all ranks on ``dst_rank``; None elsewhere.
 
         Built on allgather, which every backend supports for every device.
         """
-        self._check_dst(dst)
+        dst_rank = self._dst_rank(dst_rank, deprecated)
         gathered = self.allgather(tensor)
-        return gathered if self.global_rank() == dst else None
+        return gathered if self.global_rank() == dst_rank else None
+
+    def broadcast_obj(self, obj: Any, src_rank: int = 0) -> Any:
+        """``src_rank``'s picklable object, on every rank."""
+        self._check_dst(src_rank)
+        return self.allgather_obj(obj)[src_rank]
 
     def reduce_mean(self, value: float) -> float:
         """Mean of ``value`` over ranks; every rank receives it."""
@@ -147,7 +170,7 @@ class Strategy(ABC):
         from itwinai_ray.trainer import checkpoint
 
         path = Path(directory)
-        if self.is_main_worker():
+        if self.is_main_worker:
             checkpoint.save_checkpoint(path, self.unwrap(model), optimizer, lr_scheduler,
                                        state=state, config=config)
         self.barrier()
@@ -214,11 +237,22 @@ class Strategy(ABC):
             set_epoch(epoch)
 
     # ---- helpers for subclasses --------------------------------------------------------
+    def _dst_rank(self, dst_rank: int, deprecated: dict[str, Any]) -> int:
+        if "dst" in deprecated:  # this project's spelling before itwinai's dst_rank
+            warnings.warn("gather(..., dst=N) is deprecated: use dst_rank=N (itwinai's name)",
+                          DeprecationWarning, stacklevel=3)
+            dst_rank = deprecated.pop("dst")
+        if deprecated:
+            raise TypeError(f"unexpected keyword argument(s): {', '.join(deprecated)}")
+        self._check_dst(dst_rank)
+        return dst_rank
+
     def _check_dst(self, dst: int) -> None:
         world = self.global_world_size()
         if not 0 <= dst < world:
             raise StrategyError(
-                f"gather destination rank {dst} does not exist: world size is {world}"
+                f"rank {dst} does not exist (gather dst_rank / broadcast src_rank): world "
+                f"size is {world}"
             )
 
     def _require_init(self) -> None:

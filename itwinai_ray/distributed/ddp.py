@@ -8,6 +8,7 @@ group, ranks and collectives come from
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 from torch import nn
@@ -40,9 +41,14 @@ class TorchDDPStrategy(TorchDistributedStrategy):
         self.find_unused_parameters = find_unused_parameters
 
     def distributed(
-        self, model: nn.Module, optimizer: Any = None, lr_scheduler: Any = None
+        self, model: nn.Module, optimizer: Any = None, lr_scheduler: Any = None,
+        find_unused_parameters: bool | None = None, **kwargs: Any
     ) -> tuple[Any, Any, Any]:
-        """Move the model to :meth:`device` and wrap it in DistributedDataParallel."""
+        """Move the model to :meth:`device` and wrap it in DistributedDataParallel.
+
+        ``find_unused_parameters`` (default: the constructor's) and ``kwargs`` go to
+        DistributedDataParallel.
+        """
         self._require_init()
         if isinstance(model, DistributedDataParallel):
             return model, optimizer, lr_scheduler
@@ -51,7 +57,9 @@ class TorchDDPStrategy(TorchDistributedStrategy):
         wrapped = DistributedDataParallel(
             model,
             device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=self.find_unused_parameters,
+            find_unused_parameters=(self.find_unused_parameters if find_unused_parameters is None
+                                    else find_unused_parameters),
+            **kwargs,
         )
         return wrapped, optimizer, lr_scheduler
 
@@ -60,4 +68,16 @@ class TorchDDPStrategy(TorchDistributedStrategy):
         return model.module if isinstance(model, DistributedDataParallel) else model
 
 
-__all__ = ["LaunchEnv", "TorchDDPStrategy", "read_launch_env"]
+def launched_with_several_processes(environ: dict[str, str] | None = None) -> bool:
+    """Whether a launcher (torchrun, srun) started more than one process for this job."""
+    env = os.environ if environ is None else environ
+    for key in ("WORLD_SIZE", "SLURM_NTASKS"):
+        try:
+            if int(env.get(key, "1")) > 1:
+                return True
+        except ValueError:
+            return True  # malformed: let the strategy report it
+    return False
+
+
+__all__ = ["LaunchEnv", "TorchDDPStrategy", "launched_with_several_processes", "read_launch_env"]

@@ -221,9 +221,11 @@ class DeepSpeedStrategy(TorchDistributedStrategy):
             self.batch_size = batch_size
         return super().create_dataloader(dataset, batch_size=batch_size, **kwargs)
 
-    def engine_config(self, optimizer: Any = None) -> dict[str, Any]:
+    def engine_config(self, optimizer: Any = None,
+                      config_params: dict[str, Any] | None = None) -> dict[str, Any]:
         """The config given to ``deepspeed.initialize``: micro-batch and lr filled in."""
         cfg = copy.deepcopy(self.ds_config)
+        cfg.update(copy.deepcopy(dict(config_params or {})))
         if "train_micro_batch_size_per_gpu" not in cfg and "train_batch_size" not in cfg:
             if self.batch_size is None:
                 raise StrategyError(
@@ -241,33 +243,45 @@ class DeepSpeedStrategy(TorchDistributedStrategy):
         return cfg
 
     def distributed(
-        self, model: nn.Module, optimizer: Any = None, lr_scheduler: Any = None
+        self, model: nn.Module, optimizer: Any = None, lr_scheduler: Any = None,
+        config_params: dict[str, Any] | None = None, model_parameters: Any = None,
+        **init_kwargs: Any,
     ) -> tuple[Any, Any, Any]:
         """Build the DeepSpeed engine; returns ``(engine, engine optimizer, scheduler)``.
 
-        Without an ``optimizer`` section in the config the trainer's optimizer is used and its
-        scheduler stays the trainer's (stepped per epoch). With one, DeepSpeed builds the
-        optimizer and the trainer's is dropped, together with a scheduler built on it; a
-        ``scheduler`` section is then stepped by DeepSpeed itself, per batch.
+        ``config_params`` (itwinai's keyword) are merged over the strategy's config, e.g.
+        ``{"train_micro_batch_size_per_gpu": 32}``; ``model_parameters`` and ``init_kwargs``
+        go to ``deepspeed.initialize``. Without an ``optimizer`` section in the config the
+        trainer's optimizer is used and its scheduler stays the trainer's (stepped per epoch).
+        With one, DeepSpeed builds the optimizer and the trainer's is dropped, together with a
+        scheduler built on it; a ``scheduler`` section is then stepped by DeepSpeed itself,
+        per batch.
         """
         self._require_init()
         deepspeed = _import_deepspeed()
-        cfg = self.engine_config(optimizer)
+        cfg = self.engine_config(optimizer, config_params)
         model = model.to(self.device())
         client_optimizer = None if "optimizer" in cfg else optimizer
         if client_optimizer is None and lr_scheduler is not None:
             log.warning("strategy 'deepspeed': the DeepSpeed config has an optimizer section, so "
                         "the trainer's LR scheduler is not used (add a DeepSpeed 'scheduler')")
+        if model_parameters is None:
+            model_parameters = [p for p in model.parameters() if p.requires_grad]
         try:
             engine, ds_optimizer, _, _ = deepspeed.initialize(
-                model=model, optimizer=client_optimizer,
-                model_parameters=[p for p in model.parameters() if p.requires_grad],
-                config=cfg,
-            )
+                model=model, optimizer=client_optimizer, model_parameters=model_parameters,
+                config=cfg, **init_kwargs)
         except (AssertionError, ValueError) as err:  # DeepSpeed validates with both
             raise StrategyError(f"DeepSpeed rejected the config {cfg}: {err}") from err
         self.engine = engine
         return engine, ds_optimizer, lr_scheduler if client_optimizer is not None else None
+
+    def default_distributed_kwargs(self, config: Any) -> dict[str, Any]:
+        """itwinai's default: the micro-batch is the trainer's ``batch_size``, unless the
+        DeepSpeed config sets a batch size itself."""
+        if {"train_micro_batch_size_per_gpu", "train_batch_size"} & set(self.ds_config):
+            return {}
+        return {"config_params": {"train_micro_batch_size_per_gpu": config.batch_size}}
 
     def backward(self, loss: torch.Tensor, model: Any) -> None:
         """``engine.backward(loss)``: ZeRO's gradient reduction and partitioning."""
@@ -292,12 +306,12 @@ class DeepSpeedStrategy(TorchDistributedStrategy):
 
         self._require_init()
         path = Path(directory)
-        if self.is_main_worker() and path.exists():
+        if self.is_main_worker and path.exists():
             shutil.rmtree(path)  # a stale checkpoint would mix with the new shards
         self.barrier()
         path.mkdir(parents=True, exist_ok=True)
         model.save_checkpoint(str(path / DS_SUBDIR), tag=DS_TAG)
-        if self.is_main_worker():
+        if self.is_main_worker:
             checkpoint.save_checkpoint(path / ".plain", self.unwrap(model), None, None,
                                        state=state, config=config)
             for item in (path / ".plain").iterdir():

@@ -139,12 +139,15 @@ class HorovodStrategy(Strategy):
 
     # ---- model ---------------------------------------------------------------------------
     def distributed(
-        self, model: nn.Module, optimizer: Any = None, lr_scheduler: Any = None
+        self, model: nn.Module, optimizer: Any = None, lr_scheduler: Any = None,
+        compression: Any = None, op: Any = None, gradient_predivide_factor: float | None = None,
+        **kwargs: Any,
     ) -> tuple[Any, Any, Any]:
         """Broadcast rank 0's parameters and optimizer state; wrap the optimizer.
 
         With ``scale_lr`` the learning rates (and a scheduler's base rates) are multiplied by
-        the number of processes first.
+        the number of processes first. ``compression``, ``op`` (Horovod objects, as itwinai
+        passes them) and ``gradient_predivide_factor`` override the constructor's settings.
         """
         hvd = self._h()
         model = model.to(self.device())
@@ -155,12 +158,33 @@ class HorovodStrategy(Strategy):
             self._scale_lr(optimizer, lr_scheduler, hvd.size())
         hvd.broadcast_optimizer_state(optimizer, root_rank=0)
         ops = {"average": hvd.Average, "sum": hvd.Sum, "adasum": hvd.Adasum}
-        compression = hvd.Compression.fp16 if self.fp16_allreduce else hvd.Compression.none
+        if compression is None:
+            compression = hvd.Compression.fp16 if self.fp16_allreduce else hvd.Compression.none
+        if gradient_predivide_factor is None:
+            gradient_predivide_factor = self.gradient_predivide_factor
         wrapped = hvd.DistributedOptimizer(
             optimizer, named_parameters=model.named_parameters(), compression=compression,
-            backward_passes_per_step=self.backward_passes_per_step, op=ops[self.op],
-            gradient_predivide_factor=self.gradient_predivide_factor)
+            backward_passes_per_step=self.backward_passes_per_step,
+            op=ops[self.op] if op is None else op,
+            gradient_predivide_factor=gradient_predivide_factor, **kwargs)
         return model, wrapped, lr_scheduler
+
+    def is_distributed_model(self, model: Any, optimizer: Any = None) -> bool:
+        """Horovod wraps the optimizer, not the model."""
+        return hasattr(optimizer, "synchronize")
+
+    def default_distributed_kwargs(self, config: Any) -> dict[str, Any]:
+        """itwinai's config fields ``fp16_allreduce``, ``use_adasum`` and
+        ``gradient_predivide_factor``, where set, over the strategy's own settings."""
+        hvd = self._h()
+        out: dict[str, Any] = {}
+        if config.fp16_allreduce:
+            out["compression"] = hvd.Compression.fp16
+        if config.use_adasum:
+            out["op"] = hvd.Adasum
+        if config.gradient_predivide_factor != 1.0:
+            out["gradient_predivide_factor"] = config.gradient_predivide_factor
+        return out
 
     def zero_grad(self, optimizer: Any) -> None:
         """Horovod's DistributedOptimizer.zero_grad() takes no ``set_to_none``."""
@@ -215,6 +239,6 @@ class _RendezvousGroup(TorchDistributedStrategy):
 
     name: ClassVar[str] = "horovod"
 
-    def distributed(self, model: nn.Module, optimizer: Any = None,
-                    lr_scheduler: Any = None) -> tuple[Any, Any, Any]:  # pragma: no cover
+    def distributed(self, model: nn.Module, optimizer: Any = None, lr_scheduler: Any = None,
+                    **kwargs: Any) -> tuple[Any, Any, Any]:  # pragma: no cover
         raise NotImplementedError

@@ -14,6 +14,7 @@ class NonDistributedStrategy(Strategy):
     """Run in one process; ``strategy: none``."""
 
     name: ClassVar[str] = "none"
+    is_distributed: ClassVar[bool] = False
 
     def init(self) -> None:
         """Mark as initialized; there is no process group."""
@@ -24,9 +25,10 @@ class NonDistributedStrategy(Strategy):
         self._initialized = False
 
     def distributed(
-        self, model: nn.Module, optimizer: Any = None, lr_scheduler: Any = None
+        self, model: nn.Module, optimizer: Any = None, lr_scheduler: Any = None, **kwargs: Any
     ) -> tuple[Any, Any, Any]:
-        """Move the model to :meth:`device`; optimizer and scheduler are returned as is."""
+        """Move the model to :meth:`device`; optimizer and scheduler are returned as is
+        (``kwargs``, another strategy's options, are ignored, as in itwinai)."""
         return model.to(self.device()), optimizer, lr_scheduler
 
     def global_rank(self) -> int:

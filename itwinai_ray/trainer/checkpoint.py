@@ -5,7 +5,7 @@ A checkpoint is a directory, so Ray Tune can move it between nodes as a unit::
     <dir>/model.pt          state_dict of the unwrapped model
     <dir>/optimizer.pt      optimizer state_dict (if any)
     <dir>/lr_scheduler.pt   LR scheduler state_dict (if any)
-    <dir>/trainer_state.json  {"epoch": 3, "best_value": 0.12, "metrics": {...}}
+    <dir>/trainer_state.json  {"epoch": 3, "best_validation_metric": 0.12, "metrics": {...}}
     <dir>/config.yaml       the TrainingConfiguration used
 """
 
@@ -29,6 +29,8 @@ OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "lr_scheduler.pt"
 STATE_FILE = "trainer_state.json"
 CONFIG_FILE = "config.yaml"
+#: Where ``ray_report(checkpoint_data=...)`` stores the object (itwinai's file name).
+CKPT_DATA_FILE = "ckpt.pt"
 
 
 def save_checkpoint(
@@ -76,7 +78,7 @@ def load_checkpoint(
     if not (path / MODEL_FILE).is_file():
         raise CheckpointError(
             f"{path} is not a checkpoint directory: {MODEL_FILE} is missing. Point "
-            f"resume_from_checkpoint at a directory written by TorchTrainer (e.g. "
+            f"from_checkpoint at a directory written by TorchTrainer (e.g. "
             f"<checkpoints_location>/best or .../epoch_3)."
         )
     model.load_state_dict(torch.load(path / MODEL_FILE, map_location=map_location))
@@ -86,6 +88,25 @@ def load_checkpoint(
         lr_scheduler.load_state_dict(torch.load(path / SCHEDULER_FILE, weights_only=False))
     state_file = path / STATE_FILE
     return json.loads(state_file.read_text()) if state_file.is_file() else {}
+
+
+def read_checkpoint_states(directory: str | os.PathLike,
+                           map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The states in a checkpoint directory, without a model: ``model``, ``optimizer``,
+    ``lr_scheduler`` (each None when absent) and ``state`` (the trainer state)."""
+    path = Path(directory)
+    if not (path / MODEL_FILE).is_file():
+        raise CheckpointError(f"{path} is not a checkpoint directory: {MODEL_FILE} is missing.")
+
+    def read(name: str) -> Any:
+        file = path / name
+        return torch.load(file, map_location=map_location, weights_only=False) \
+            if file.is_file() else None
+
+    state_file = path / STATE_FILE
+    return {"model": read(MODEL_FILE), "optimizer": read(OPTIMIZER_FILE),
+            "lr_scheduler": read(SCHEDULER_FILE),
+            "state": json.loads(state_file.read_text()) if state_file.is_file() else {}}
 
 
 #: TrainingConfiguration keys that live in an optimizer's param groups.

@@ -45,18 +45,31 @@ LOSSES: dict[str, type[torch.nn.Module]] = {
     "l1": torch.nn.L1Loss,
     "nllloss": torch.nn.NLLLoss,
     "bce": torch.nn.BCELoss,
+    "bceloss": torch.nn.BCELoss,  # itwinai's name
+    "l2": torch.nn.MSELoss,  # itwinai's name
     "bce_with_logits": torch.nn.BCEWithLogitsLoss,
     "smooth_l1": torch.nn.SmoothL1Loss,
 }
 
 
+def _step_size(cfg: TrainingConfiguration) -> int:
+    size = cfg.lr_scheduler_step_size
+    return size if isinstance(size, int) else (list(size) or [10])[0]
+
+
+def _milestones(cfg: TrainingConfiguration) -> list[int]:
+    size = cfg.lr_scheduler_step_size
+    return list(size) if isinstance(size, list) else list(cfg.lr_scheduler_milestones)
+
+
 def _schedulers(cfg: TrainingConfiguration, epochs: int) -> dict[str, Any]:
     s = torch.optim.lr_scheduler
     return {
-        "step": lambda o: s.StepLR(o, step_size=cfg.lr_scheduler_step_size,
-                                   gamma=cfg.lr_scheduler_gamma),
-        "multistep": lambda o: s.MultiStepLR(o, milestones=cfg.lr_scheduler_milestones,
+        "step": lambda o: s.StepLR(o, step_size=_step_size(cfg), gamma=cfg.lr_scheduler_gamma),
+        "multistep": lambda o: s.MultiStepLR(o, milestones=_milestones(cfg),
                                              gamma=cfg.lr_scheduler_gamma),
+        "constant": lambda o: s.ConstantLR(o),  # itwinai's names: constant, polynomial
+        "polynomial": lambda o: s.PolynomialLR(o),
         "exponential": lambda o: s.ExponentialLR(o, gamma=cfg.lr_scheduler_gamma),
         "cosine": lambda o: s.CosineAnnealingLR(o, T_max=max(1, epochs)),
         "linear": lambda o: s.LinearLR(o, start_factor=1.0, end_factor=cfg.lr_scheduler_gamma,

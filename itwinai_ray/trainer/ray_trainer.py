@@ -32,7 +32,7 @@ from ..errors import ConfigurationError
 from ..tuning import search_space
 from ..tuning.experiment import plan_search
 from ..tuning.results import HPOResults
-from ..tuning.settings import RunSettings, ScalingSettings, TuneSettings, pick
+from ..tuning.settings import RunSettings, ScalingSettings, TorchSettings, TuneSettings, pick
 from ..tuning.trial import attribute_keys, config_keys, run_trainer_in_worker
 from .torch_trainer import TorchTrainer
 
@@ -42,6 +42,9 @@ _RAY_INIT_KEYS = ("address", "num_cpus", "num_gpus", "include_dashboard")
 
 
 class RayTorchTrainer(TorchTrainer):
+    # itwinai's ray_* arguments are this class's own: TorchTrainer does not warn about them.
+    _runs_on_ray = True
+
     """Hyperparameter optimisation of a TorchTrainer on Ray Tune + Ray Train V2.
 
     Args:
@@ -67,6 +70,10 @@ class RayTorchTrainer(TorchTrainer):
             ``num_cpus``, ``num_gpus`` for the local Ray started for this run.
         ray_scaling_config, ray_tune_config, ray_run_config, ray_search_space: itwinai 0.4
             names of the four settings above; Ray config objects are accepted as values.
+        ray_torch_config: the trials' process group: ``backend`` (nccl, gloo) and
+            ``timeout_s``, a mapping or a ``ray.train.torch.TorchConfig``.
+        ray_data_config: accepted for itwinai configs; datasets reach the workers through
+            Ray's object store, not Ray Data, so it has no effect (noted in the log).
         *args, **kwargs: TorchTrainer arguments (mode a).
     """
 
@@ -102,6 +109,10 @@ class RayTorchTrainer(TorchTrainer):
             pick(run_config, ray_run_config, "run_config", "ray_run_config"))
         self.search_space = pick(search_space, ray_search_space, "search_space",
                                  "ray_search_space") or {}
+        self.torch_settings = TorchSettings.from_any(self.ray_torch_config)
+        if self.ray_data_config is not None:
+            log.info("RayTorchTrainer: ray_data_config has no effect: datasets reach the "
+                     "workers through Ray's object store (not Ray Data).")
         self.ray_init = dict(ray_init or {})
         for key in self.ray_init:
             if key not in _RAY_INIT_KEYS:
@@ -183,7 +194,8 @@ class RayTorchTrainer(TorchTrainer):
             Plan(space=plan["space"], metric=plan["metric"], mode=plan["mode"],
                  searcher=plan["searcher"], scheduler=plan["scheduler"], name=plan["name"],
                  max_epochs=self.target.epochs),
-            scaling=self.scaling, tune=self.tune, run=self.run, ray_init=self.ray_init)
+            scaling=self.scaling, tune=self.tune, run=self.run, ray_init=self.ray_init,
+            torch=self.torch_settings)
         return train_dataset, validation_dataset, test_dataset, self.results
 
     def _save_pipeline_source(self, name: str) -> None:

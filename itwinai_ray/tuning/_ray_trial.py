@@ -14,7 +14,7 @@ import shutil
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from itwinai_ray.tuning import _ray_callbacks
@@ -53,6 +53,8 @@ class _TrialSpec:
     required_metrics: tuple[str, ...] = ()
     #: Train restarts of the worker group (from its last checkpoint) before the trial fails.
     worker_max_failures: int = 0
+    #: ``ray.train.torch.TorchConfig`` arguments (process-group ``backend``, ``timeout_s``).
+    torch_config: dict[str, Any] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------
@@ -121,11 +123,12 @@ def _build_trainer(config: dict[str, Any], spec: _TrialSpec, trial_id: str, tria
                    resume_dir: str | None, run_name: str, reports: Any) -> Any:
     """The Train V2 ``TorchTrainer`` of one trial attempt (``reports``: the forwarding queue)."""
     import ray.train
-    from ray.train.torch import TorchTrainer
+    from ray.train.torch import TorchConfig, TorchTrainer
 
     forward_cls, _, _ = _ray_callbacks.ray_classes()
     return TorchTrainer(
         train_loop_per_worker=_train_loop,
+        torch_config=TorchConfig(**spec.torch_config),
         # The spec is small: worker_fn travels as an ObjectRef, fetched by each worker.
         train_loop_config={"spec": spec, "config": config, "trial_id": trial_id,
                            "trial_dir": trial_dir, "resume_dir": resume_dir},

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import ItwinaiRayError
 from .context import WorkerFn
 from .results import HPOResults
-from .settings import RunSettings, ScalingSettings, TuneSettings
+from .settings import RunSettings, ScalingSettings, TorchSettings, TuneSettings
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ def plan_search(space: dict[str, Any], tune: TuneSettings, *, name: str,
 
 
 def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: TuneSettings,
-            run: RunSettings, ray_init: dict[str, Any] | None = None) -> HPOResults:
+            run: RunSettings, ray_init: dict[str, Any] | None = None,
+            torch: TorchSettings | None = None) -> HPOResults:
     """Run the experiment on Ray (local unless an address is given); return its results.
 
     ``results.json`` is written into the experiment directory before anything else can fail.
@@ -78,7 +79,7 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
             max_failures=run.max_failures, resume=resume, fail_fast=run.fail_fast,
             worker_max_failures=run.worker_max_failures, stop=tune.stop,
             max_iterations=plan.max_epochs, progress=run.progress, verbose=run.verbose,
-            mlflow=run.mlflow)
+            mlflow=run.mlflow, torch_config=(torch or TorchSettings()).as_ray_kwargs())
     finally:
         if started:
             ray_backend.shutdown()

@@ -140,6 +140,7 @@ def make_trainable(
     registry: tuple[str, str | None] | None = None,
     required_metrics: tuple[str, ...] = (),
     worker_max_failures: int = 0,
+    torch_config: Mapping[str, Any] | None = None,
 ) -> Any:
     """Build the Tune trainable (with its resources). Reuse it for ``Tuner.restore``.
 
@@ -163,6 +164,7 @@ def make_trainable(
         registry=registry,
         required_metrics=tuple(required_metrics),
         worker_max_failures=worker_max_failures,
+        torch_config=dict(torch_config or {}),
     )
     if num_workers == 1:
         bundle = dict(per_worker)
@@ -236,6 +238,7 @@ def run_experiment(
     fail_fast: bool = False,
     worker_max_failures: int = 0,
     stop: Mapping[str, float] | None = None,
+    torch_config: Mapping[str, Any] | None = None,
 ) -> ResultGrid:
     """Run an HPO experiment: ``num_samples`` trials of ``worker_fn`` on ``num_workers`` each.
 
@@ -315,7 +318,8 @@ def run_experiment(
             resources_per_worker=resources_per_worker, storage_path=storage_path, name=name,
             checkpoint_num_to_keep=checkpoint_num_to_keep, trial_config_base=trial_config_base,
             registry=registry, worker_max_failures=worker_max_failures,
-            required_metrics=all_metrics + StopWhen.reported_keys(stop))
+            required_metrics=all_metrics + StopWhen.reported_keys(stop),
+            torch_config=torch_config)
         # Tune refuses metric/mode here when the scheduler already has its own, and takes one
         # metric only: several are the searcher's business.
         scheduler_has_metric = getattr(scheduler, "_metric", None) is not None or multi

@@ -79,6 +79,35 @@ class ScalingSettings:
 
 
 @dataclass(frozen=True)
+class TorchSettings:
+    """The process group of each trial's worker group (itwinai's ``ray_torch_config``)."""
+
+    backend: str | None = None
+    timeout_s: int = 1800
+
+    @classmethod
+    def from_any(cls, value: Any) -> TorchSettings:
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        data = _as_mapping(value, "ray_torch_config", names + ("init_method",))
+        data.pop("init_method", None)  # Ray's default (env://) is the only one used here
+        _check_keys(data, names, "ray_torch_config")
+        settings = cls(**data)
+        if settings.backend not in (None, "auto", "nccl", "gloo", "mpi"):
+            raise ConfigurationError(
+                f"ray_torch_config.backend is {settings.backend!r}: use nccl, gloo, mpi or null "
+                f"(nccl with GPUs, else gloo).")
+        if not _is_number(settings.timeout_s) or settings.timeout_s <= 0:
+            raise ConfigurationError(
+                f"ray_torch_config.timeout_s is {settings.timeout_s!r}, but must be > 0.")
+        return settings
+
+    def as_ray_kwargs(self) -> dict[str, Any]:
+        """Arguments of ``ray.train.torch.TorchConfig``."""
+        backend = None if self.backend == "auto" else self.backend
+        return {"backend": backend, "timeout_s": int(self.timeout_s)}
+
+
+@dataclass(frozen=True)
 class TuneSettings:
     """How many trials, what to optimise, and how to search and stop."""
 

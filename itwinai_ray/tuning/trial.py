@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..config.training import TrainingConfiguration
-from ..distributed import get_strategy
+from ..distributed import as_ray_strategy, get_strategy
 from ..errors import ConfigurationError
 from ..trainer.torch_trainer import TorchTrainer
 
@@ -54,7 +54,9 @@ def attribute_keys(trainer: TorchTrainer) -> set[str]:
 _NOT_TUNABLE = {"config", "trainer", "model", "strategy", "logger", "metrics", "name",
                 "checkpoints_location", "resume_from_checkpoint", "scaling_config",
                 "tune_config", "run_config", "search_space", "ray_init", "ray_scaling_config",
-                "ray_tune_config", "ray_run_config", "ray_search_space"}
+                "ray_tune_config", "ray_run_config", "ray_search_space", "from_checkpoint",
+                "ray_torch_config", "ray_data_config", "run_name", "checkpoint_metric",
+                "checkpoint_mode"}
 
 
 def apply_trial_values(trainer: TorchTrainer, values: Mapping[str, Any]) -> None:
@@ -76,9 +78,12 @@ class TrialReporter:
         self.ctx = ctx
         self.checkpoint_frequency = checkpoint_frequency
         self.user_reports = False
+        self._named = False
 
     def _payload(self, metrics: Mapping[str, Any], epoch: int | None) -> dict[str, Any]:
         out = {k: v for k, v in metrics.items() if isinstance(v, (int, float, bool))}
+        if epoch is not None:  # the framework's own report: itwinai's naming rule
+            self._name_the_loss(out)
         missing = [m for m in getattr(self.ctx, "required_metrics", ()) if m not in out]
         if missing:
             raise ConfigurationError(
@@ -90,6 +95,18 @@ class TrialReporter:
             out["epoch"] = epoch + 1
         out["world_size"] = self.ctx.world_size
         return out
+
+    def _name_the_loss(self, out: dict[str, Any]) -> None:
+        """itwinai reports the epoch's loss under the tuned metric's name; so do we, for a
+        tuned metric that is not among the epoch's metrics and names a loss (a typo of another
+        metric, say ``val_acc``, still fails with the list of what was reported)."""
+        for name in getattr(self.ctx, "required_metrics", ()):
+            if name not in out and "loss" in name and "loss" in out:
+                out[name] = out["loss"]
+                if not self._named and self.ctx.is_main:
+                    log.info("The tuned metric %r is the epoch's loss (%s), as in itwinai.",
+                             name, "validation loss" if "val_loss" in out else "training loss")
+                self._named = True
 
     def on_epoch_end(self, trainer: TorchTrainer, epoch: int, metrics: dict[str, float]) -> None:
         if self.user_reports:  # the trainer reports itself (ray_report): never twice
@@ -104,7 +121,7 @@ class TrialReporter:
         tmp = Path(tempfile.mkdtemp(prefix="itwinai-ray-ckpt-")) if writes else None
         try:
             target = (tmp / CHECKPOINT_DIRNAME) if tmp else Path(CHECKPOINT_DIRNAME)
-            trainer.save_checkpoint(target, epoch, metrics)  # rank 0 writes, all wait
+            trainer.write_checkpoint(target, epoch, metrics)  # rank 0 writes, all wait
             self.ctx.report(self._payload(metrics, epoch), str(target) if tmp else None)
         finally:
             if tmp is not None:
@@ -148,6 +165,7 @@ def attach_to_trial(trainer: TorchTrainer, ctx: Any, checkpoint_frequency: int =
     if ctx.world_size > 1:
         if trainer.strategy.name == "none":
             trainer.strategy = get_strategy("ddp")  # adopts Ray Train's process group
+        trainer.strategy = as_ray_strategy(trainer.strategy)  # RayDDPStrategy, ...
     elif trainer.strategy.name != "none":
         trainer.strategy = get_strategy("none")
     trainer.save_best = False
@@ -157,7 +175,7 @@ def attach_to_trial(trainer: TorchTrainer, ctx: Any, checkpoint_frequency: int =
     # Trainers that checkpoint themselves (ray_report(checkpoint_dir=...)) read this one.
     trainer.ray_checkpoint_dir = resume
     if resume and (Path(resume) / "model.pt").is_file():
-        trainer.resume_from_checkpoint = resume
+        trainer.from_checkpoint = Path(resume)
     trainer.reporter = TrialReporter(ctx, checkpoint_frequency)
 
 
