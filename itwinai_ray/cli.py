@@ -346,6 +346,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
     _setup_logging(verbose)
+    from . import itwinai_compat
+
+    itwinai_compat.install()  # user code written for itwinai runs unchanged (if itwinai is absent)
     try:
         return int(args._run(args))
     except ItwinaiRayError as exc:

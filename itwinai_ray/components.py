@@ -11,7 +11,10 @@ Constructors only store their arguments: nothing is loaded, created or started u
 from __future__ import annotations
 
 import abc
+import functools
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from .errors import ConfigurationError
@@ -19,11 +22,50 @@ from .errors import ConfigurationError
 logger = logging.getLogger(__name__)
 
 
+def monitor_exec(method: Callable[..., Any]) -> Callable[..., Any]:
+    """itwinai's decorator for ``execute``: logs the step's duration, then ``cleanup()``."""
+
+    @functools.wraps(method)
+    def wrapper(self: BaseComponent, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.cleanup()
+            self.exec_t = time.perf_counter() - start
+            logger.debug("'%s' executed in %.3fs", self.name, self.exec_t)
+
+    return wrapper
+
+
 class BaseComponent(abc.ABC):
     """A pipeline step. Subclasses implement :meth:`execute`."""
 
+    #: Constructor arguments recorded with :meth:`save_parameters` (itwinai's hook).
+    parameters: dict[str, Any] | None = None
+
     def __init__(self, name: str | None = None) -> None:
         self.name = name or self.__class__.__name__
+
+    def save_parameters(self, **kwargs: Any) -> None:
+        """Record constructor arguments in ``self.parameters`` (as itwinai does)."""
+        if self.parameters is None:
+            self.parameters = {}
+        self.parameters.update(kwargs)
+
+    update_parameters = save_parameters
+
+    @staticmethod
+    def locals2params(values: dict[str, Any], pop_self: bool = True) -> dict[str, Any]:
+        """``locals()`` of a constructor without ``self`` (and ``__class__``)."""
+        out = dict(values)
+        if pop_self:
+            out.pop("self", None)
+        out.pop("__class__", None)
+        return out
+
+    def cleanup(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """Release what ``execute`` allocated; :func:`monitor_exec` calls it afterwards."""
 
     @abc.abstractmethod
     def execute(self, *args: Any, **kwargs: Any) -> Any:
@@ -119,6 +161,18 @@ class Trainer(BaseComponent):
     @abc.abstractmethod
     def execute(self, train_dataset: Any, validation_dataset: Any = None,
                 test_dataset: Any = None) -> tuple[Any, Any, Any, Any]: ...
+
+
+class Predictor(BaseComponent):
+    """Applies a trained model to a dataset (itwinai's component). ``execute`` returns the
+    predictions."""
+
+    def __init__(self, model: Any = None, name: str | None = None) -> None:
+        super().__init__(name)
+        self.model = model
+
+    @abc.abstractmethod
+    def execute(self, test_dataset: Any, model: Any = None) -> Any: ...
 
 
 class Saver(BaseComponent):

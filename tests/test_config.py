@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from itwinai_ray.config.loader import load_config, load_pipeline, load_yaml, par
 from itwinai_ray.config.overrides import apply_overrides
 from itwinai_ray.config.resolvers import register_resolvers
 from itwinai_ray.errors import ConfigurationError
+from itwinai_ray.itwinai_compat import real_itwinai_available
 
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -279,7 +279,7 @@ def test_user_module_in_cwd_resolves(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_itwinai_alias_table_mechanism(monkeypatch: pytest.MonkeyPatch) -> None:
-    if importlib.util.find_spec("itwinai") is not None:
+    if real_itwinai_available():
         pytest.skip("itwinai is installed: its own classes are used")
     monkeypatch.setitem(ITWINAI_ALIASES, "itwinai.fake.Getter", "toy_components.ToyGetter")
     assert instantiate({"_target_": "itwinai.fake.Getter", "n": 2}).execute() == [0, 1]
@@ -297,7 +297,7 @@ def test_itwinai_alias_table_mechanism(monkeypatch: pytest.MonkeyPatch) -> None:
     ("itwinai.loggers.ConsoleLogger", "itwinai_ray.loggers"),
 ])
 def test_itwinai_aliases_resolve_to_this_package(itwinai_path: str, module: str) -> None:
-    if importlib.util.find_spec("itwinai") is not None:
+    if real_itwinai_available():
         pytest.skip("itwinai is installed: its own classes are used")
     pytest.importorskip(module)
     target = ITWINAI_ALIASES[itwinai_path]
@@ -307,7 +307,7 @@ def test_itwinai_aliases_resolve_to_this_package(itwinai_path: str, module: str)
 
 
 def test_itwinai_config_runs_on_this_package_pipeline() -> None:
-    if importlib.util.find_spec("itwinai") is not None:
+    if real_itwinai_available():
         pytest.skip("itwinai is installed: its own classes are used")
     pipeline_module = pytest.importorskip("itwinai_ray.pipeline")
     pipe = load_pipeline("itwinai_style.yaml")

@@ -193,12 +193,28 @@ def test_bad_log_on_workers_and_status() -> None:
 def test_bad_kind_and_use_before_context(tmp_path: Path) -> None:
     logger = ConsoleLogger(savedir=tmp_path)
     with pytest.raises(ConfigurationError, match="Valid kinds: metric, param, artifact"):
-        logger.log(1, "x", kind="image")
+        logger.log(1, "x", kind="imagee")
     with pytest.raises(ItwinaiRayError, match="create_logger_context"):
         logger.log(1.0, "loss")
     with logger.start_logging(rank=5):  # not selected: unknown kinds still fail loudly
-        with pytest.raises(ConfigurationError, match="Unknown log kind 'model'"):
-            logger.log(1, "x", kind="model")
+        with pytest.raises(ConfigurationError, match="Unknown log kind 'modell'"):
+            logger.log(1, "x", kind="modell")
+
+
+def test_itwinai_kinds_are_stored_as_their_nearest_kind(tmp_path: Path) -> None:
+    """itwinai's kinds: model -> a torch file, image -> a PNG, dataset/watch -> accepted."""
+    import numpy as np
+    import torch
+
+    logger = ConsoleLogger(savedir=tmp_path)
+    with logger.start_logging(rank=0):
+        logger.log(torch.nn.Linear(2, 1), "net.pt", kind="model")
+        logger.log(np.zeros((4, 4, 3)), "picture", kind="image")
+        logger.log(12.5, "joules", kind="carbon")
+        logger.log("anything", "data", kind="dataset")
+    assert isinstance(torch.load(tmp_path / "net.pt", weights_only=False), torch.nn.Linear)
+    assert (tmp_path / "picture.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "data").exists()
 
 
 def test_log_freq_filters_batch_calls(tmp_path: Path, caplog) -> None:

@@ -21,18 +21,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..itwinai_compat.aliases import itwinai_object_aliases
+from ..itwinai_compat.hook import real_itwinai_available
 from .resolvers import did_you_mean
 
-#: Where ``itwinai.*`` paths lead when itwinai itself is not installed. A data table: add rows.
-ITWINAI_ALIASES: dict[str, str] = {
-    "itwinai.pipeline.Pipeline": "itwinai_ray.pipeline.Pipeline",
-    **{f"itwinai.components.{name}": f"itwinai_ray.components.{name}"
-       for name in ("DataGetter", "DataSplitter", "DataProcessor", "Trainer", "Saver", "Adapter")},
-    "itwinai.torch.config.TrainingConfiguration": "itwinai_ray.config.TrainingConfiguration",
-    "itwinai.torch.trainer.TorchTrainer": "itwinai_ray.trainer.TorchTrainer",
-    **{f"itwinai.loggers.{name}": f"itwinai_ray.loggers.{name}"
-       for name in ("MLFlowLogger", "ConsoleLogger", "TensorBoardLogger", "LoggersCollection")},
-}
+#: Where ``itwinai.*`` paths lead when itwinai itself is not installed: the table of
+#: :mod:`itwinai_ray.itwinai_compat.aliases` (add rows there).
+ITWINAI_ALIASES: dict[str, str] = itwinai_object_aliases()
 
 _HYDRA_KEYS = {"_target_", "_args_", "_partial_"}
 _JSONARGPARSE_KEYS = {"class_path", "init_args"}
@@ -212,7 +207,8 @@ def resolve_target(path: Any, location: str = "") -> Any:
                 return _import_dotted(alias)
             except ImportError as alias_exc:
                 error, path = alias_exc, f"{path} (itwinai_ray alias {alias})"
-        elif path.startswith("itwinai.") and _is_missing_itwinai(error):
+        elif path.startswith("itwinai.") and (_is_missing_itwinai(error)
+                                               or not real_itwinai_available()):
             raise ConfigurationError(
                 f"{_at(location)}cannot import '{path}': itwinai is not installed and "
                 "itwinai_ray has no equivalent. Known itwinai paths: "

@@ -18,7 +18,14 @@ from typing import Any, Literal
 from itwinai_ray.errors import ConfigurationError, ItwinaiRayError
 
 LogFreq = int | Literal["epoch", "batch"]
-VALID_KINDS: tuple[str, ...] = ("metric", "param", "artifact", "torch", "figure", "dict", "text")
+VALID_KINDS: tuple[str, ...] = ("metric", "param", "artifact", "torch", "figure", "dict", "text",
+                                "image")
+#: itwinai's other kinds and what each becomes here; None: accepted, with nothing to store
+#: (a Weights & Biases ``watch``, an MLflow dataset or model version).
+ITWINAI_KINDS: dict[str, str | None] = {
+    "model": "torch", "best_model": "torch", "system": "metric", "carbon": "metric",
+    "execution_time": "metric", "dataset": None, "watch": None, "model_version": None,
+}
 VALID_STATUSES: tuple[str, ...] = ("FINISHED", "FAILED", "KILLED")
 
 
@@ -86,6 +93,13 @@ def write_item(kind: str, item: Any, path: Path) -> Path:
         if not path.suffix:
             path = path.with_suffix(".png")
         item.savefig(path)
+    elif kind == "image":  # an array (H, W[, C]) or a PIL image, as itwinai logs them
+        import matplotlib.image
+        import numpy as np
+
+        if not path.suffix:
+            path = path.with_suffix(".png")
+        matplotlib.image.imsave(path, np.asarray(item))
     else:  # pragma: no cover - callers dispatch metrics/params themselves
         raise ConfigurationError(f"Kind '{kind}' cannot be written to a file.")
     return path
@@ -97,13 +111,19 @@ def to_float(item: Any) -> float:
 
 
 
-def check_kind(kind: str, identifier: str) -> None:
-    """Raise for a ``kind`` that is not one of ``VALID_KINDS`` (on every rank)."""
+def check_kind(kind: str, identifier: str) -> str | None:
+    """The kind to log ``kind`` as (an itwinai kind becomes ours; None: nothing to store).
+
+    Raises for a kind that is neither one of ``VALID_KINDS`` nor itwinai's (on every rank).
+    """
+    if kind in ITWINAI_KINDS:
+        return ITWINAI_KINDS[kind]
     if kind not in VALID_KINDS:
         raise ConfigurationError(
             f"Unknown log kind '{kind}' for '{identifier}'. Valid kinds: "
             f"{', '.join(VALID_KINDS)}."
         )
+    return kind
 
 
 class Logger(ABC):
@@ -206,9 +226,9 @@ class Logger(ABC):
         **kwargs: Any,
     ) -> None:
         """Log ``item`` under ``identifier`` as ``kind`` (see ``VALID_KINDS``)."""
-        check_kind(kind, identifier)
+        kind = check_kind(kind, identifier)
         self._check_context()
-        if not self._active or not self.should_log(batch_idx):
+        if kind is None or not self._active or not self.should_log(batch_idx):
             return
         if kind == "metric":
             self._log_metric(identifier, to_float(item), step, batch_idx)

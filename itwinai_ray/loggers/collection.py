@@ -70,7 +70,8 @@ class LoggersCollection(Logger):
         **kwargs: Any,
     ) -> None:
         """Forward to every logger."""
-        check_kind(kind, identifier)
+        if check_kind(kind, identifier) is None:
+            return
         for logger in self.loggers:
             logger.log(item, identifier, kind=kind, step=step, batch_idx=batch_idx, **kwargs)
 

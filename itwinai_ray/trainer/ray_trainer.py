@@ -101,6 +101,10 @@ class RayTorchTrainer(TorchTrainer):
         if isinstance(trainer, RayTorchTrainer):
             raise ConfigurationError("RayTorchTrainer cannot wrap another RayTorchTrainer.")
         self.trainer = trainer
+        #: Whether any Ray setting was given (itwinai's TorchTrainer trains directly otherwise).
+        self.hpo_requested = any(v is not None for v in (
+            scaling_config, tune_config, run_config, search_space, ray_scaling_config,
+            ray_tune_config, ray_run_config, ray_search_space))
         self.scaling = ScalingSettings.from_any(
             pick(scaling_config, ray_scaling_config, "scaling_config", "ray_scaling_config"))
         self.tune = TuneSettings.from_any(

@@ -53,6 +53,8 @@ class _TrialSpec:
     required_metrics: tuple[str, ...] = ()
     #: Train restarts of the worker group (from its last checkpoint) before the trial fails.
     worker_max_failures: int = 0
+    #: The driver serves ``itwinai.*`` from itwinai_ray (itwinai not installed): so do workers.
+    itwinai_aliases: bool = False
     #: ``ray.train.torch.TorchConfig`` arguments (process-group ``backend``, ``timeout_s``).
     torch_config: dict[str, Any] = field(default_factory=dict)
 
@@ -78,11 +80,9 @@ def _trial_fn(config: dict[str, Any], spec: _TrialSpec) -> None:
 def _run_in_trial(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial_dir: str,
                   resume_dir: str | None) -> None:
     """Fast path: the trial process is the only worker."""
-    import ray
-    import ray.tune
 
     ctx = _tune_context(trial_id, trial_dir, resume_dir, spec.required_metrics)
-    ray.get(spec.worker_fn_ref)(config, ctx)
+    _worker_fn(spec)(config, ctx)
 
 
 def _tune_report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
@@ -232,4 +232,15 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
         trial_id=loop_config["trial_id"], trial_dir=loop_config["trial_dir"],
         resume_checkpoint_dir=resume, _report_fn=report,
         required_metrics=spec.required_metrics)
-    ray.get(spec.worker_fn_ref)(loop_config["config"], ctx)
+    _worker_fn(spec)(loop_config["config"], ctx)
+
+
+def _worker_fn(spec: _TrialSpec) -> Any:
+    """The experiment's worker_fn, unpickled here (with the driver's itwinai aliases)."""
+    import ray
+
+    if spec.itwinai_aliases:  # user modules that import itwinai.* unpickle as on the driver
+        from itwinai_ray import itwinai_compat
+
+        itwinai_compat.install()
+    return ray.get(spec.worker_fn_ref)

@@ -151,6 +151,8 @@ def make_trainable(
     import ray
     import ray.tune
 
+    from .. import itwinai_compat
+
     per_worker = res.normalize_resources(resources_per_worker, use_gpu)
     spec = _TrialSpec(
         worker_fn_ref=ray.put(worker_fn), num_workers=num_workers, use_gpu=use_gpu,
@@ -165,6 +167,7 @@ def make_trainable(
         required_metrics=tuple(required_metrics),
         worker_max_failures=worker_max_failures,
         torch_config=dict(torch_config or {}),
+        itwinai_aliases=itwinai_compat.is_installed(),
     )
     if num_workers == 1:
         bundle = dict(per_worker)

@@ -248,13 +248,25 @@ def best_pipeline_config(config: Mapping[str, Any], trainer_location: list[str |
     in_config = set(config_keys)
     for key, value in values.items():
         if key in in_config:
-            kwargs.setdefault("config", {})[key] = value
+            _config_node(kwargs)[key] = value
         else:
             kwargs[key] = value
     if not unwrap:  # a RayTorchTrainer subclass: run the best values once
         for key in ("search_space", "ray_search_space"):
             kwargs.pop(key, None)
+        for key in ("tune_config", "ray_tune_config"):
+            if isinstance(kwargs.get(key), dict) and "num_samples" in kwargs[key]:
+                kwargs[key]["num_samples"] = 1
     return out
+
+
+def _config_node(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The trainer's ``config`` mapping to fill in: created when it is ``null`` or omitted
+    (itwinai's ``config: null``), the ``init_args`` of a ``class_path`` node."""
+    config = kwargs.get("config")
+    if not isinstance(config, dict):
+        config = kwargs["config"] = {}
+    return _kwargs(config)
 
 
 def _kwargs(node: dict[str, Any]) -> dict[str, Any]:
