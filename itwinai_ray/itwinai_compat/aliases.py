@@ -21,7 +21,9 @@ ITWINAI_MODULES: dict[str, dict[str, str]] = {
     "itwinai.torch.config": {
         "TrainingConfiguration": "itwinai_ray.config.training:TrainingConfiguration"},
     "itwinai.torch.trainer": {
-        "TorchTrainer": "itwinai_ray.itwinai_compat.trainer:TorchTrainer"},
+        # itwinai's TorchTrainer tunes on Ray when given ray_* settings, else trains directly:
+        # so does RayTorchTrainer.
+        "TorchTrainer": "itwinai_ray.trainer.ray_trainer:RayTorchTrainer"},
     "itwinai.torch.distributed": {
         **{n: f"itwinai_ray.distributed:{n}" for n in _STRATEGIES},
         # itwinai's base of every strategy is this project's Strategy

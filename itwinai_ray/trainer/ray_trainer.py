@@ -15,6 +15,10 @@ Two ways to use it, with the user's hooks unchanged:
             tune_config: {num_samples: 8, scheduler: asha, search_alg: optuna}
             search_space: {optim_lr: {type: loguniform, lower: 1e-4, upper: 1e-1}}
 
+Without any Ray setting (no ``ray_*``, ``scaling_config``, ``tune_config``, ``run_config`` or
+``search_space``) ``execute()`` trains once without Ray, as itwinai 0.4's TorchTrainer does:
+the same class runs under torchrun and as an HPO driver.
+
 ``execute()`` checks everything it can before Ray starts (search-space keys against what the
 trainer reads, searcher, scheduler, settings), then runs one trial per sampled configuration.
 Each worker of each trial runs the trainer's own lifecycle (see ``tuning/trial.py``); the
@@ -187,6 +191,10 @@ class RayTorchTrainer(TorchTrainer):
         """Run the HPO experiment; return the datasets and the results (best trial, table)."""
         from ..tuning.experiment import Plan, run_hpo
 
+        if not self.hpo_requested:  # as itwinai's TorchTrainer: no Ray settings, no Ray
+            log.info("%s: no Ray settings (ray_scaling_config, ray_tune_config, ...): training "
+                     "once, without Ray.", type(self).__name__)
+            return self.target_lifecycle(train_dataset, validation_dataset, test_dataset)
         plan = self.plan()
         worker_fn = functools.partial(
             run_trainer_in_worker, trainer=self.target,
@@ -201,6 +209,12 @@ class RayTorchTrainer(TorchTrainer):
             scaling=self.scaling, tune=self.tune, run=self.run, ray_init=self.ray_init,
             torch=self.torch_settings)
         return train_dataset, validation_dataset, test_dataset, self.results
+
+    def target_lifecycle(self, *datasets: Any) -> tuple[Any, Any, Any, Any]:
+        """The tuned trainer's own lifecycle, run once here (TorchTrainer's ``execute``)."""
+        target = self.target
+        runner = TorchTrainer.execute if isinstance(target, RayTorchTrainer) else target.execute
+        return runner(target, *datasets)
 
     def _save_pipeline_source(self, name: str) -> None:
         if self.pipeline_source is None or (self.run.resume and not self.run.name):

@@ -365,6 +365,10 @@ class TorchTrainer(Trainer):
         try:
             if self.logger is not None:
                 self.logger.destroy_logger_context(status=status)
+            if status == "FINISHED" and self.strategy.global_world_size() > 1:
+                # Ranks leave together: a rank that destroys the group while another still
+                # closes its logger can abort at exit (gloo, seen under torchrun).
+                self.strategy.barrier()
         finally:
             self.strategy.clean_up()
 
@@ -686,13 +690,18 @@ class TorchTrainer(Trainer):
     def load_checkpoint(self, directory: str | Path | None = None) -> dict[str, Any]:
         """Restore model, optimizer, scheduler and the epoch counter from a checkpoint.
 
-        ``directory`` defaults to ``from_checkpoint`` (in a resumed trial: the trial's
-        checkpoint). Called before the model exists, it keeps the states in
-        ``model_state_dict`` / ``optimizer_state_dict`` / ``lr_scheduler_state_dict``.
+        ``directory`` defaults to ``from_checkpoint``, else (in a trial resumed by the tuner)
+        the trial's checkpoint. Called before the model exists, it keeps the states in
+        ``model_state_dict`` / ``optimizer_state_dict`` / ``lr_scheduler_state_dict``. A
+        checkpoint written by ``ray_report(checkpoint_data=obj)`` returns ``obj``.
         """
-        directory = directory if directory is not None else self.from_checkpoint
+        if directory is None:
+            directory = self.from_checkpoint or self.ray_checkpoint_dir
         if directory is None:
             return {}
+        data_file = Path(directory) / CKPT_DATA_FILE
+        if data_file.is_file() and not (Path(directory) / "model.pt").is_file():
+            return torch.load(data_file, map_location="cpu", weights_only=False)  # ray_report's
         if self.model is None:
             return self._read_states(directory)
         state = self.strategy.load_checkpoint(directory, self.model, self.optimizer,
