@@ -192,3 +192,52 @@ def test_deepspeed_under_ray_is_ray_deepspeed_strategy(ray_cluster, tmp_path,
     assert all(r["ray_deepspeed"] and r["strategy"] == "RayDeepSpeedStrategy" for r in records)
     by_trial = {row.trial_id: row.config["batch_size"] for row in results.rows}
     assert all(r["micro_batch"] == by_trial[r["trial"]] for r in records)
+
+
+# ---------------------------------------------------------------- itwinai's YAML, unchanged code
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_unchanged_itwinai_project_runs_hpo_results_and_best_config(tmp_path) -> None:
+    """tests/itwinai_user: modules importing itwinai.* (not installed here) and an itwinai 0.4
+    YAML (config: null, ray_* objects, ASHA, strategy: ddp, itwinai.loggers) run as they are;
+    `results` reads the experiment and the written best_config.yaml runs."""
+    import shutil
+
+    import yaml
+
+    from itwinai_ray.itwinai_compat import real_itwinai_available
+
+    if real_itwinai_available():
+        pytest.skip("itwinai is installed: its own classes would run")
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "tests" / "itwinai_user", project)
+    env = subprocess_env()
+    env["PYTHONPATH"] = str(ROOT)  # not tests/: only the project's own modules
+    cli = [sys.executable, "-m", "itwinai_ray.cli"]
+    more_cpus = "+hpo_training_pipeline.steps.2.ray_init.num_cpus=5"  # 2 x 2.01 CPU at once
+    proc = subprocess.run([*cli, "exec-pipeline", "--config", "config.yaml", "--pipe-key",
+                           "hpo_training_pipeline", more_cpus], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "import itwinai.torch.trainer: itwinai is not installed" in proc.stderr
+    experiment = project / "ray_checkpoints" / "Digits-HPO-Experiment"
+    results = json.loads((experiment / "results.json").read_text())
+    assert len(results["trials"]) == 2
+    assert all(t["status"] != "error" for t in results["trials"]), results["trials"]
+
+    proc = subprocess.run([*cli, "results", str(experiment)], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert results["best"]["trial_id"] in proc.stdout
+
+    best_config = experiment / "best_config.yaml"
+    step = yaml.safe_load(best_config.read_text())["hpo_training_pipeline"]["steps"][2]
+    assert step["config"] == {k: results["best"]["config"][k] for k in ("batch_size", "optim_lr")}
+    assert "ray_search_space" not in step and step["ray_tune_config"]["num_samples"] == 1
+    proc = subprocess.run([*cli, "exec-pipeline", "--config", str(best_config), "--pipe-key",
+                           "hpo_training_pipeline", "hpo_training_pipeline.steps.2.epochs=1"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rerun = json.loads((project / "ray_checkpoints" / "Digits-HPO-Experiment-best"
+                        / "results.json").read_text())
+    assert [t["status"] for t in rerun["trials"]] == ["finished"]

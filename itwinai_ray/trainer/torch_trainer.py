@@ -508,7 +508,7 @@ class TorchTrainer(Trainer):
             n_batches += 1
             setattr(self, counter, getattr(self, counter) + 1)
             if self.logger is not None and self.logger.should_log(batch_idx):
-                self.logger.log(float(loss), f"{prefix}_loss_batch", kind="metric",
+                self.logger.log(float(loss.detach()), f"{prefix}_loss_batch", kind="metric",
                                 step=getattr(self, counter), batch_idx=batch_idx)
         n = max(n_batches, 1)
         local = {f"{prefix}_loss": float(loss_sum) / n if loss_sum is not None else float("nan")}

@@ -257,6 +257,10 @@ def best_pipeline_config(config: Mapping[str, Any], trainer_location: list[str |
         for key in ("tune_config", "ray_tune_config"):
             if isinstance(kwargs.get(key), dict) and "num_samples" in kwargs[key]:
                 kwargs[key]["num_samples"] = 1
+        for key in ("run_config", "ray_run_config"):  # a new experiment, never the tuned one
+            run = kwargs.get(key)
+            if isinstance(run, dict) and isinstance(run.get("name"), str):
+                run["name"] = f"{run['name']}-best"
     return out
 
 
