@@ -22,7 +22,7 @@ class DigitsHPOTrainer(TorchTrainer):
 
     def train(self) -> None:
         device = self.strategy.device()
-        for self.current_epoch in range(self.epochs):
+        for self.current_epoch in range(self.epochs):  # noqa: B020 (itwinai tutorial style)
             self.set_epoch()
             train_losses, val_losses = [], []
             self.model.train()
