@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import ConfigurationError
 
 
 class TrainingConfiguration(BaseModel):
@@ -70,3 +72,20 @@ class TrainingConfiguration(BaseModel):
     def known_keys(self) -> set[str]:
         """Declared fields plus the extra keys given to this instance."""
         return set(type(self).model_fields) | set(self.model_extra or {})
+
+
+def make_training_config(config: Any) -> TrainingConfiguration:
+    """A trainer's ``config`` argument (None, a mapping or a TrainingConfiguration) as a
+    TrainingConfiguration; invalid values are a ConfigurationError naming the field."""
+    if config is None:
+        return TrainingConfiguration()
+    if isinstance(config, TrainingConfiguration):
+        return config
+    if isinstance(config, dict):
+        try:
+            return TrainingConfiguration(**config)
+        except ValidationError as exc:
+            raise ConfigurationError(f"Invalid trainer config: {exc}") from None
+    raise ConfigurationError(
+        f"TorchTrainer config must be a dict or TrainingConfiguration, got "
+        f"{type(config).__name__}")

@@ -1,39 +1,46 @@
-"""TorchTrainer: owns the training lifecycle; users override hooks only.
+"""TorchTrainer: owns the training lifecycle; users override hooks only (itwinai 0.4's API).
 
 Lifecycle of :meth:`TorchTrainer.execute` (the same under RayTorchTrainer, in every worker):
 
-1. seed                                   4. ``create_dataloaders``
-2. ``strategy.init()``                    5. ``create_model_loss_optimizer`` (then wrapped
-3. logger context                            by ``strategy.distributed``)
-6. ``train()``: per epoch ``train_epoch`` -> ``train_step``, ``validation_epoch`` ->
-   ``validation_step``, LR scheduler, metrics gathered over ranks, ``on_epoch_end``
-   (checkpoints, logging, reporting)
-7. cleanup (logger, process group) in ``finally``
+1. seed (``torch_rng``)                   4. ``create_dataloaders``
+2. ``strategy.init()``                    5. ``create_model_loss_optimizer``, then
+3. logger context                            ``strategy.distributed`` unless the hook did
+6. ``from_checkpoint`` loaded (``load_checkpoint``)
+7. ``train()``: per epoch ``set_epoch``, ``train_epoch`` -> ``train_step``,
+   ``validation_epoch`` -> ``validation_step``, ``test_epoch`` every ``test_every``; the
+   epoch's metrics (means over ranks) are logged, checkpointed and reported
+8. cleanup (logger, process group) in ``finally``
+
+Epoch mechanics live in :mod:`.epochs`, itwinai's checkpoint calls in :mod:`.saving`, the
+itwinai-only constructor arguments in :mod:`.itwinai_args`. The class is long because its
+public surface is itwinai's (about 35 documented members); each body is short.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import random
-import shutil
-import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
 from ..components import Trainer
-from ..config.training import TrainingConfiguration
+from ..config.training import TrainingConfiguration, make_training_config
 from ..distributed import Strategy, get_strategy
 from ..errors import ConfigurationError
 from . import factories
-from .checkpoint import CKPT_DATA_FILE, apply_changed_hparams, read_checkpoint_states
-from .checkpoint import save_checkpoint as save_checkpoint_dir
-from .itwinai_args import check_itwinai_args, warn_unused_ray_args
+from .epochs import absorb, call_epoch_hook, run_epoch, to_device
+from .itwinai_args import ACCEPTED_ARGS, check_arguments, checked_checkpoint
 from .metrics import MetricTracker
+from .saving import (
+    checkpoint_state,
+    keep_epoch_checkpoints,
+    load_into,
+    report_to_tuner,
+    save_named_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,36 +53,6 @@ class EpochReporter(Protocol):
 
     def report(self, trainer: TorchTrainer, metrics: dict[str, float],
                checkpoint_dir: str | Path | None, checkpoint_data: dict[str, Any] | None) -> None: ...
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(b, device) for b in batch)
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    return batch
-
-
-def _needs_epoch_argument(method: Any) -> bool:
-    """True for a pre-0.4 style hook ``train_epoch(self, epoch)`` (a required argument)."""
-    try:
-        params = inspect.signature(method).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-               for p in params)
-
-
-def _scalar(value: Any) -> float | None:
-    """A loss returned by an epoch hook (tensor, number, numpy scalar) as a float."""
-    if isinstance(value, torch.Tensor):
-        return float(value.detach().float().mean()) if value.numel() else None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class TorchTrainer(Trainer):
@@ -154,21 +131,10 @@ class TorchTrainer(Trainer):
         resume_from_checkpoint: str | Path | None = None,
     ) -> None:
         super().__init__(name)
-        own = type(self).__name__
-        if epochs < 1:
-            raise ConfigurationError(f"{own}: epochs={epochs} must be >= 1")
-        if checkpoint_mode not in ("min", "max"):
-            raise ConfigurationError(
-                f"{own}: checkpoint_mode={checkpoint_mode!r} must be 'min' or 'max'")
-        for key, every in (("test_every", test_every), ("validate_every", validate_every),
-                           ("checkpoint_every", checkpoint_every)):
-            if every is not None and every < 1:
-                raise ConfigurationError(f"{own}: {key}={every} must be >= 1 (or null: never)")
-        passed = dict(locals())
-        check_itwinai_args(own, passed)
-        if not getattr(self, "_runs_on_ray", False):
-            warn_unused_ray_args(own, passed)
-        self.config = self._make_config(config)
+        passed = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        check_arguments(type(self).__name__, passed,
+                        ray_args_used=getattr(self, "_runs_on_ray", False))
+        self.config = make_training_config(config)
         self.epochs = epochs
         self.model = model
         self.strategy_spec = strategy if strategy is not None else "none"
@@ -183,19 +149,11 @@ class TorchTrainer(Trainer):
         self.checkpoint_mode = checkpoint_mode
         self.test_every = test_every
         self.validate_every = validate_every or 1
-        self.from_checkpoint = self._checked_checkpoint(from_checkpoint, resume_from_checkpoint)
+        self.from_checkpoint = checked_checkpoint(from_checkpoint, resume_from_checkpoint)
         self.initial_best_validation_metric = initial_best_validation_metric
-        self.disable_tqdm = disable_tqdm
         self.run_name = run_name or f"{type(self).__name__}-{time.strftime('%Y%m%d-%H%M%S')}"
-        self.measure_epoch_time = measure_epoch_time
-        self.measure_gpu_data = measure_gpu_data
-        self.enable_torch_profiling = enable_torch_profiling
-        self.store_torch_profiling_traces = store_torch_profiling_traces
-        self.profiling_wait_epochs = profiling_wait_epochs
-        self.profiling_warmup_epochs = profiling_warmup_epochs
-        self.time_ray = time_ray
-        self.ray_torch_config = ray_torch_config
-        self.ray_data_config = ray_data_config
+        for key in ACCEPTED_ARGS:  # itwinai's flags, kept as attributes (see itwinai_args)
+            setattr(self, key, passed[key])
         # Set by the lifecycle (itwinai's names)
         self.loss: Any = None
         self.optimizer: Any = None
@@ -211,44 +169,12 @@ class TorchTrainer(Trainer):
         self.ray_checkpoint_dir: str | None = None
         self._reset_run_state()
 
-    @staticmethod
-    def _make_config(config: Any) -> TrainingConfiguration:
-        if config is None:
-            return TrainingConfiguration()
-        if isinstance(config, TrainingConfiguration):
-            return config
-        if isinstance(config, dict):
-            from pydantic import ValidationError
-
-            try:
-                return TrainingConfiguration(**config)
-            except ValidationError as exc:
-                raise ConfigurationError(f"Invalid trainer config: {exc}") from None
-        raise ConfigurationError(
-            f"TorchTrainer config must be a dict or TrainingConfiguration, got "
-            f"{type(config).__name__}"
-        )
-
     def _build_strategy(self, spec: Any) -> Strategy:
         """A strategy named in YAML uses ``config.dist_backend``, as in itwinai."""
         backend = self.config.dist_backend
         if isinstance(spec, str) and backend != "auto" and spec.lower() in ("ddp", "deepspeed"):
             return get_strategy({"name": spec, "backend": backend})
         return get_strategy(spec)
-
-    @staticmethod
-    def _checked_checkpoint(path: Any, old_spelling: Any) -> Path | None:
-        if old_spelling is not None:
-            warnings.warn("TorchTrainer(resume_from_checkpoint=...) is deprecated: use "
-                          "from_checkpoint=... (itwinai's name)", DeprecationWarning, stacklevel=3)
-            path = path or old_spelling
-        if path is None:
-            return None
-        if not Path(path).exists():
-            raise ConfigurationError(
-                f"from_checkpoint={str(path)!r} does not exist: give a checkpoint directory "
-                f"written by save_checkpoint (e.g. <checkpoints_location>/best_model)")
-        return Path(path)
 
     @property
     def resume_from_checkpoint(self) -> Path | None:
@@ -425,10 +351,10 @@ class TorchTrainer(Trainer):
         for epoch in range(self.current_epoch, self.epochs):
             self.current_epoch = epoch
             self.set_epoch()
-            self._absorb(self._call_epoch_hook(self.train_epoch), "train")
+            absorb(self, call_epoch_hook(self, self.train_epoch), "train")
             if self.validation_dataloader is not None:
                 if (epoch + 1) % self.validate_every == 0 or not self._last_val_metrics:
-                    self._absorb(self._call_epoch_hook(self.validation_epoch), "val")
+                    absorb(self, call_epoch_hook(self, self.validation_epoch), "val")
                     self._last_val_metrics = {k: v for k, v in self.epoch_metrics.items()
                                               if k.startswith("val_")}
                 # On epochs without validation the last validation values carry forward, so
@@ -436,7 +362,7 @@ class TorchTrainer(Trainer):
                 self.epoch_metrics = {**self._last_val_metrics, **self.epoch_metrics}
             if (self.test_every and (epoch + 1) % self.test_every == 0
                     and self.test_dataloader is not None):
-                self._absorb(self._call_epoch_hook(self.test_epoch), "test")
+                absorb(self, call_epoch_hook(self, self.test_epoch), "test")
             self._finish_pending_epoch()
 
     def set_epoch(self, epoch: int | None = None) -> None:
@@ -457,27 +383,6 @@ class TorchTrainer(Trainer):
             if loader is not None:
                 self.strategy.set_epoch(loader, self.current_epoch)
 
-    def _call_epoch_hook(self, hook: Any) -> Any:
-        if _needs_epoch_argument(hook):
-            warnings.warn(f"{type(self).__name__}.{hook.__name__}(self, epoch) is the pre-0.4 "
-                          f"signature: define {hook.__name__}(self) and read "
-                          f"self.current_epoch", DeprecationWarning, stacklevel=2)
-            return hook(self.current_epoch)
-        return hook()
-
-    def _absorb(self, returned: Any, prefix: str) -> None:
-        """An epoch hook's result: a dict of metrics, or a loss (itwinai) for ``<prefix>_loss``.
-
-        The built-in epoch hooks already put their metrics, averaged over ranks, in
-        ``self.epoch_metrics``; a loss returned by an override is averaged here.
-        """
-        if isinstance(returned, dict):
-            self.epoch_metrics.update({k: float(v) for k, v in returned.items()})
-            return
-        value = _scalar(returned) if returned is not None else None
-        if value is not None and f"{prefix}_loss" not in self.epoch_metrics:
-            self.epoch_metrics[f"{prefix}_loss"] = self.strategy.reduce_mean(value)
-
     def _finish_pending_epoch(self) -> None:
         """End the open epoch: scheduler on plateau, history, logging, checkpoints, report."""
         epoch, self._pending_epoch = self._pending_epoch, None
@@ -493,40 +398,13 @@ class TorchTrainer(Trainer):
         if self.reporter is not None:
             self.reporter.on_epoch_end(self, epoch, metrics)
 
-    def _run_epoch(self, loader: Any, step_fn: Any, prefix: str) -> torch.Tensor:
-        self._tracker = MetricTracker(self.metrics)
-        loss_sum: torch.Tensor | None = None  # stays on the device: no sync per step
-        sums: dict[str, float] = {}
-        n_batches = 0
-        counter = {"train": "train_glob_step", "val": "validation_glob_step",
-                   "test": "test_glob_step"}[prefix]
-        for batch_idx, batch in enumerate(loader):
-            loss, batch_metrics = step_fn(batch, batch_idx)
-            loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
-            for key, value in (batch_metrics or {}).items():
-                sums[key] = sums.get(key, 0.0) + float(value)
-            n_batches += 1
-            setattr(self, counter, getattr(self, counter) + 1)
-            if self.logger is not None and self.logger.should_log(batch_idx):
-                self.logger.log(float(loss.detach()), f"{prefix}_loss_batch", kind="metric",
-                                step=getattr(self, counter), batch_idx=batch_idx)
-        n = max(n_batches, 1)
-        local = {f"{prefix}_loss": float(loss_sum) / n if loss_sum is not None else float("nan")}
-        local.update({f"{prefix}_{k}": v / n for k, v in sums.items()})
-        # Epoch-level values of the user metrics (exact for torchmetrics-style objects).
-        local.update({f"{prefix}_{k}": v for k, v in self._tracker.compute().items()})
-        # The metric everyone sees is the mean over ranks, not rank 0's local value.
-        reduced = {k: self.strategy.reduce_mean(v) for k, v in local.items()}
-        self.epoch_metrics.update(reduced)
-        return torch.tensor(reduced[f"{prefix}_loss"])
-
     def train_epoch(self, epoch: int | None = None) -> torch.Tensor:
         """One pass over the training data; returns the mean training loss over ranks.
 
         Its metrics (``train_*``, means over ranks) are in ``self.epoch_metrics``.
         """
         self.model.train()
-        return self._run_epoch(self.train_dataloader, self.train_step, "train")
+        return run_epoch(self, self.train_dataloader, self.train_step, "train")
 
     def validation_epoch(self, epoch: int | None = None) -> torch.Tensor | None:
         """One pass over the validation data (None without one); ``val_*`` metrics."""
@@ -534,7 +412,7 @@ class TorchTrainer(Trainer):
             return None
         self.model.eval()
         with torch.no_grad():
-            return self._run_epoch(self.validation_dataloader, self.validation_step, "val")
+            return run_epoch(self, self.validation_dataloader, self.validation_step, "val")
 
     def test_epoch(self, epoch: int | None = None) -> torch.Tensor | None:
         """One pass over the test data (None without one); ``test_*`` metrics."""
@@ -542,7 +420,7 @@ class TorchTrainer(Trainer):
             return None
         self.model.eval()
         with torch.no_grad():
-            return self._run_epoch(self.test_dataloader, self.test_step, "test")
+            return run_epoch(self, self.test_dataloader, self.test_step, "test")
 
     def update_metrics(self, pred: Any, target: Any) -> dict[str, float]:
         """Feed one batch to the user metrics (call from custom train/validation steps)."""
@@ -562,7 +440,7 @@ class TorchTrainer(Trainer):
 
     def train_step(self, batch: Any, batch_idx: int) -> tuple[torch.Tensor, dict[str, float]]:
         """One optimisation step on ``(x, y)``; returns the loss and per-batch metrics."""
-        x, y = _to_device(batch, self.device)
+        x, y = to_device(batch, self.device)
         self.strategy.zero_grad(self.optimizer)
         pred = self.model(x)
         loss = self.loss(pred, y)
@@ -574,7 +452,7 @@ class TorchTrainer(Trainer):
 
     def validation_step(self, batch: Any, batch_idx: int) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss and metrics of one validation batch (gradients are off)."""
-        x, y = _to_device(batch, self.device)
+        x, y = to_device(batch, self.device)
         pred = self.model(x)
         return self.loss(pred, y), self.update_metrics(pred, y)
 
@@ -598,7 +476,7 @@ class TorchTrainer(Trainer):
         if self.logger is not None:
             for key, value in metrics.items():
                 self.logger.log(value, key, kind="metric", step=epoch)
-        self._maybe_checkpoint(epoch, metrics)
+        keep_epoch_checkpoints(self, epoch, metrics)
 
     def ray_report(self, metrics: dict[str, float], checkpoint_file: str | Path | None = None,
                    checkpoint_dir: str | Path | None = None,
@@ -612,41 +490,11 @@ class TorchTrainer(Trainer):
         the framework never reports the same epoch again. A resumed trial finds the
         checkpoint with :meth:`get_ray_checkpoint_dir` (or ``ray.train.get_checkpoint()``).
         """
-        if self.reporter is None:
-            return
-        with tempfile.TemporaryDirectory(prefix="itwinai-ray-ckpt-") as tmp:
-            if checkpoint_file is not None and checkpoint_dir is None:
-                shutil.copy(checkpoint_file, tmp)
-                checkpoint_dir = tmp
-            elif checkpoint_data is not None and checkpoint_dir is None:
-                torch.save(checkpoint_data, Path(tmp) / CKPT_DATA_FILE)
-                checkpoint_dir = tmp
-            self.reporter.report(self, dict(metrics), checkpoint_dir, None)
+        report_to_tuner(self, metrics, checkpoint_file, checkpoint_dir, checkpoint_data)
 
     def get_ray_checkpoint_dir(self) -> str | None:
         """The checkpoint directory a resumed trial starts from (None: a fresh trial)."""
         return self.ray_checkpoint_dir
-
-    def _maybe_checkpoint(self, epoch: int, metrics: dict[str, float]) -> None:
-        targets = []
-        if self.checkpoint_every and (epoch + 1) % self.checkpoint_every == 0:
-            targets.append(self.checkpoints_location / f"epoch_{epoch + 1}")
-        value = metrics.get(self.checkpoint_metric)
-        if value is None and (self.save_best or self.checkpoint_every):
-            raise ConfigurationError(
-                f"checkpoint_metric={self.checkpoint_metric!r} is not among the epoch's "
-                f"metrics: {', '.join(sorted(metrics))}"
-            )
-        if value is not None and self._is_better(value):
-            self.best_validation_metric = value
-            if self.save_best:
-                targets.append(self.checkpoints_location / "best")
-        for target in targets:
-            self.write_checkpoint(target, epoch, metrics)
-
-    def _is_better(self, value: float) -> bool:
-        best = self.best_validation_metric
-        return value < best if self.checkpoint_mode == "min" else value > best
 
     def write_checkpoint(self, directory: str | Path, epoch: int,
                          metrics: dict[str, float] | None = None) -> Path:
@@ -654,12 +502,7 @@ class TorchTrainer(Trainer):
         the main worker writes it, or every rank its shard (DeepSpeed)."""
         return self.strategy.save_checkpoint(
             directory, self.model, self.optimizer, self.lr_scheduler,
-            state=self._checkpoint_state(epoch, metrics), config=self.config.model_dump())
-
-    def _checkpoint_state(self, epoch: int, metrics: dict[str, float] | None) -> dict[str, Any]:
-        best = self.best_value
-        return {"epoch": epoch, "best_value": best, "best_validation_metric": best,
-                "random_seed": self.random_seed, "metrics": metrics or {}}
+            state=checkpoint_state(self, epoch, metrics), config=self.config.model_dump())
 
     def save_checkpoint(self, name: str, best_validation_metric: Any = None,
                         checkpoints_root: str | Path | None = None,
@@ -672,20 +515,7 @@ class TorchTrainer(Trainer):
         resumes from. With DeepSpeed it holds the model weights only; use the framework's
         checkpoints (``save_best``/``checkpoint_every``) for the ZeRO optimizer shards.
         """
-        periodic = bool(self.checkpoint_every) and (
-            (self.current_epoch + 1) % self.checkpoint_every == 0)
-        if not (self.strategy.is_main_worker and (force or periodic)):
-            return None
-        path = Path(checkpoints_root or self.checkpoints_location) / name
-        if best_validation_metric is not None:
-            self.best_validation_metric = float(_scalar(best_validation_metric))
-        sharded = self.strategy.checkpoint_on_all_ranks
-        save_checkpoint_dir(path, self.strategy.unwrap(self.model),
-                            None if sharded else self.optimizer,
-                            None if sharded else self.lr_scheduler,
-                            state=self._checkpoint_state(self.current_epoch, self.epoch_metrics),
-                            config=self.config.model_dump())
-        return str(path)
+        return save_named_checkpoint(self, name, best_validation_metric, checkpoints_root, force)
 
     def load_checkpoint(self, directory: str | Path | None = None) -> dict[str, Any]:
         """Restore model, optimizer, scheduler and the epoch counter from a checkpoint.
@@ -695,31 +525,4 @@ class TorchTrainer(Trainer):
         ``model_state_dict`` / ``optimizer_state_dict`` / ``lr_scheduler_state_dict``. A
         checkpoint written by ``ray_report(checkpoint_data=obj)`` returns ``obj``.
         """
-        if directory is None:
-            directory = self.from_checkpoint or self.ray_checkpoint_dir
-        if directory is None:
-            return {}
-        data_file = Path(directory) / CKPT_DATA_FILE
-        if data_file.is_file() and not (Path(directory) / "model.pt").is_file():
-            return torch.load(data_file, map_location="cpu", weights_only=False)  # ray_report's
-        if self.model is None:
-            return self._read_states(directory)
-        state = self.strategy.load_checkpoint(directory, self.model, self.optimizer,
-                                              self.lr_scheduler)
-        for key, old, new in apply_changed_hparams(directory, self.config.model_dump(),
-                                                   self.optimizer, self.lr_scheduler):
-            log.info("Resume: %s changed from %s to %s", key, old, new)
-        self.current_epoch = self.start_epoch = int(state.get("epoch", -1)) + 1
-        best = state.get("best_validation_metric", state.get("best_value"))
-        if best is not None:
-            self.best_validation_metric = float(best)
-        if self.strategy.is_main_worker:
-            log.info("Resumed from %s at epoch %d", directory, self.current_epoch + 1)
-        return state
-
-    def _read_states(self, directory: str | Path) -> dict[str, Any]:
-        states = read_checkpoint_states(directory)
-        self.model_state_dict = states.get("model")
-        self.optimizer_state_dict = states.get("optimizer")
-        self.lr_scheduler_state_dict = states.get("lr_scheduler")
-        return states.get("state", {})
+        return load_into(self, directory)
