@@ -168,3 +168,19 @@ def test_nsga2_on_val_loss_and_model_size(ray_cluster, tmp_path, digits_split) -
     data = json.loads((tmp_path / "mo" / "results.json").read_text())
     assert sorted(data["pareto_front"]) == sorted(on_front)
     assert plot_pareto(tmp_path / "mo", tmp_path / "front.png").is_file()
+
+
+@pytest.mark.parametrize("name", ["nsga2", "nsga3"])
+def test_genetic_samplers_pickle_as_tune_needs(name: str) -> None:
+    """optuna 5.1's GA samplers hold a threading.Lock; Tune pickles the searcher with the
+    Tuner and for resume (standard pickle): ours pickle without it and make a new one."""
+    import pickle
+
+    import optuna
+
+    from itwinai_ray.tuning.searchers import optuna_sampler
+
+    sampler = optuna_sampler({"name": name, "population_size": 4}, 0, ["a", "b"])
+    copy = pickle.loads(pickle.dumps(sampler))
+    base = optuna.samplers.NSGAIISampler if name == "nsga2" else optuna.samplers.NSGAIIISampler
+    assert isinstance(copy, base) and copy._population_size == 4

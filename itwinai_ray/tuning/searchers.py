@@ -90,10 +90,46 @@ def optuna_sampler(spec: Any, seed: int | None, metric: Any) -> Any:
         kwargs.setdefault("seed", seed)
     kwargs = _checked_kwargs(f"The Optuna sampler {name!r}", cls, kwargs)
     try:
-        return cls(**kwargs)
+        sampler = cls(**kwargs)
+        if hasattr(sampler, "_thread_lock") and cls.__getstate__ is object.__getstate__:
+            sampler = __getattr__(f"{_LOCK_FREE}{cls_name}")(**kwargs)
+        return sampler
     except (TypeError, ValueError) as err:
         raise ConfigurationError(f"Cannot build the Optuna sampler {name!r} with {kwargs}: "
                                  f"{err}") from err
+
+
+#: Prefix of the picklable subclasses of Optuna samplers that hold a threading.Lock.
+_LOCK_FREE = "LockFree"
+
+
+class _PicklesWithoutLock:
+    """Optuna 5.1's GA samplers (nsga2, nsga3) keep a ``threading.Lock`` that cannot be
+    pickled, and Ray Tune pickles the searcher (with the Tuner, and its state for resume):
+    pickle without the lock and make a new one on load."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_thread_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import threading
+
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    """``LockFree<Sampler>``: built on first use, here, so that pickle finds it by name."""
+    if not name.startswith(_LOCK_FREE):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import optuna.samplers
+
+    base = getattr(optuna.samplers, name[len(_LOCK_FREE):])
+    cls = type(name, (_PicklesWithoutLock, base), {"__module__": __name__})
+    globals()[name] = cls
+    return cls
 
 
 def _prepare_optuna(kwargs: dict[str, Any], ctx: BuildContext) -> dict[str, Any]:
