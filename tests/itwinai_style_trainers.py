@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import ray.train
 import torch
 from torch import nn
 
 from itwinai_ray import RayTorchTrainer as TorchTrainer
-from itwinai_ray.distributed import RayDeepSpeedStrategy
+from itwinai_ray.distributed import RayDeepSpeedStrategy, RayTorchDistributedStrategy
 
 
 def _record(trainer: Any, name: str, payload: Any) -> None:
@@ -58,12 +59,26 @@ class LoopTrainer(TorchTrainer):
         self.model, self.optimizer, _ = self.strategy.distributed(model, optimizer)
         self.loss = nn.CrossEntropyLoss()
 
+    def _resume_epoch(self) -> int:
+        """The epoch to start from: after the one in Ray's checkpoint (a retried trial)."""
+        if not isinstance(self.strategy, RayTorchDistributedStrategy):
+            return 0
+        checkpoint = ray.train.get_checkpoint()
+        if not checkpoint:
+            return 0
+        with checkpoint.as_directory() as directory:
+            name = "ckpt.pt" if self.config.get("report_with") != "file" else "my_state.pt"
+            state = torch.load(Path(directory) / name, weights_only=False)
+        return int(state["epoch"]) + 1
+
     def train(self) -> None:
         device = self.strategy.device()
-        resumed = self.load_checkpoint()  # {} for a fresh trial
-        _record(self, "loop_start", {"trial": _trial_id(self), "resumed": resumed or None,
+        start = self._resume_epoch()
+        _record(self, "loop_start", {"trial": _trial_id(self), "start": start,
                                      "rank": self.strategy.global_rank()})
-        for self.current_epoch in range(self.epochs):  # noqa: B020 (itwinai's style)
+        for self.current_epoch in range(start, self.epochs):  # noqa: B020 (itwinai's style)
+            if self.config.get("fail_once") and start == 0 and self.current_epoch == 1:
+                raise RuntimeError("failing once in epoch 2: the retry resumes from epoch 1's")
             self.set_epoch()
             train_losses, val_losses = [], []
             self.model.train()

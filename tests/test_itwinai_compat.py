@@ -63,7 +63,8 @@ def torchrun_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_itwinai_style_trainers_under_torchrun(torchrun_out: Path) -> None:
     out = torchrun_out
     # (a) its own train(): both ranks ran it; self.log reached MLflow on rank 0, per epoch
-    assert sorted(r["rank"] for r in _records(out, "loop_start")) == [0, 1]
+    assert sorted((r["rank"], r["start"]) for r in _records(out, "loop_start")) == [
+        (0, 0), (1, 0)]
     [loop_run] = _mlflow_histories(out / "mlflow", "loop")
     assert len(loop_run["train_loss"]) == 2 and len(loop_run["val_loss"]) == 2
     # (b) step hooks: per-batch log and compute_metrics reached MLflow; epoch means reported
@@ -113,7 +114,9 @@ def _tune(cls: type, tmp_path: Path, digits_split: Any, search_space: dict[str, 
 @pytest.mark.timeout(600)
 def test_loop_trainer_reports_itself_with_data_and_file(ray_cluster, tmp_path,
                                                          digits_split) -> None:
-    """(a): ray_report(checkpoint_data=...) and (checkpoint_file=...), itwinai's Ray objects."""
+    """(a): ray_report(checkpoint_data=...) and (checkpoint_file=...) with itwinai's Ray
+    objects; each trial fails once in epoch 2 and its retry reads epoch 1's checkpoint back
+    through ray.train.get_checkpoint(), as itwinai trainers do."""
     import ray.train
     import ray.tune
     from itwinai_style_trainers import LoopTrainer
@@ -124,17 +127,19 @@ def test_loop_trainer_reports_itself_with_data_and_file(ray_cluster, tmp_path,
         ray_tune_config=ray.tune.TuneConfig(num_samples=1, scheduler=ray.tune.schedulers.
                                             ASHAScheduler(metric="loss", mode="min", max_t=2,
                                                           grace_period=2)),
-        ray_run_config=ray.tune.RunConfig(storage_path=str(tmp_path / "ray"), name="loop"),
-        config={"batch_size": 64, "optim_lr": 0.01, "report_with": "data",
+        ray_run_config=ray.tune.RunConfig(storage_path=str(tmp_path / "ray"), name="loop",
+                                          failure_config=ray.tune.FailureConfig(max_failures=1)),
+        config={"batch_size": 64, "optim_lr": 0.01, "report_with": "data", "fail_once": True,
                 "record_dir": str(tmp_path / "records")})
+    starts = _records(tmp_path / "records", "loop_start")
     for row in results.rows:
         assert row.metrics["training_iteration"] == 2, "one report per epoch, never two"
         assert row.metrics["world_size"] == 2
         files = set(os.listdir(row.checkpoint))
         expected = "ckpt.pt" if row.config["report_with"] == "data" else "my_state.pt"
         assert expected in files, (row.config, files)
-    starts = _records(tmp_path / "records", "loop_start")
-    assert len(starts) == 4 and {r["rank"] for r in starts} == {0, 1}
+        mine = sorted((r["start"], r["rank"]) for r in starts if r["trial"] == row.trial_id)
+        assert mine == [(0, 0), (0, 1), (1, 0), (1, 1)], "the retry resumed after epoch 1"
 
 
 @pytest.mark.slow

@@ -221,6 +221,8 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
                                        pg.id.hex())
     train_ckpt = ray.train.get_checkpoint()  # set after a worker-group restart
     resume = train_ckpt.path if train_ckpt is not None else loop_config["resume_dir"]
+    if train_ckpt is None and resume:
+        _expose_tune_checkpoint(resume)
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
         ckpt = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
@@ -233,6 +235,22 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
         resume_checkpoint_dir=resume, _report_fn=report,
         required_metrics=spec.required_metrics)
     _worker_fn(spec)(loop_config["config"], ctx)
+
+
+def _expose_tune_checkpoint(path: str) -> None:
+    """Make ``ray.train.get_checkpoint()`` return the checkpoint Tune resumes this trial from
+    (retry, restore, PBT), as itwinai 0.4's trainers read it under Train V1.
+
+    Ray 2.60's Train V2 has no public way to start a run from a checkpoint (its
+    ``resume_from_checkpoint`` raises a DeprecationWarning; migration: ray issue #49454), so
+    the worker's train context is given it here, the one place that touches it.
+    """
+    import ray.train
+    from ray.train.v2._internal.execution.context import get_train_context
+
+    context = get_train_context()
+    with context.report_order_condition:
+        context.checkpoint = ray.train.Checkpoint.from_directory(path)
 
 
 def _worker_fn(spec: _TrialSpec) -> Any:
