@@ -33,7 +33,8 @@ DS = {"zero_optimization": {"stage": 1},
 def run_one(which: str, outdir: Path) -> dict[str, Any]:
     """One trainer per torchrun job: a process group is created once per launch."""
     train, val, _ = DataSplitter(0.7, 0.15, 0.15, rnd_seed=0).execute(DigitsGetter().execute())
-    common: dict[str, Any] = {"epochs": 2, "random_seed": 0, "strategy": "ddp"}
+    common: dict[str, Any] = {"epochs": 2, "random_seed": 0, "strategy": "ddp",
+                              "checkpoints_location": outdir / f"ckpt-{which}"}
     config = {"batch_size": 64, "optim_lr": 0.01, "record_dir": str(outdir)}
     if which == "loop":  # ray_report does nothing without Ray: one variant is enough
         trainer: Any = LoopTrainer(config={**config, "report_with": "file"},

@@ -150,10 +150,14 @@ class MainWorkerTrainer(TorchTrainer, _MLPMixin):
         rank = self.strategy.global_rank()
         gathered = self.strategy.gather_obj({"rank": rank}, dst_rank=0)
         if self.strategy.is_main_worker:
+            # itwinai's own train(): rank 0 alone saves and updates the best value
+            path = self.save_checkpoint("best_model", best_validation_metric=loss, force=True)
+            self.best_validation_metric = float(loss)
             _record(self, "main_worker", {"trial": _trial_id(self), "rank": rank,
                                           "epoch": self.current_epoch, "gathered": gathered,
                                           "world": self.strategy.global_world_size(),
-                                          "distributed": self.strategy.is_distributed})
+                                          "distributed": self.strategy.is_distributed,
+                                          "saved": Path(path).is_dir()})
         else:
             assert gathered is None, "gather_obj returned a list off the destination rank"
         return loss

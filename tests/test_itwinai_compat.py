@@ -76,7 +76,8 @@ def test_itwinai_style_trainers_under_torchrun(torchrun_out: Path) -> None:
     # (c) the rank-0 side effect happened once per epoch, with both ranks' objects
     main = _records(out, "main_worker")
     assert [(r["rank"], r["epoch"]) for r in main] == [(0, 0), (0, 1)]
-    assert all(r["gathered"] == [{"rank": 0}, {"rank": 1}] and r["distributed"] for r in main)
+    assert all(r["gathered"] == [{"rank": 0}, {"rank": 1}] and r["distributed"]
+               and r["saved"] for r in main)
     # (d) DeepSpeed without Ray: not the Ray strategy; the micro-batch is the batch size
     ds = _records(out, "deepspeed")
     assert sorted(r["rank"] for r in ds) == [0, 1]
@@ -179,7 +180,7 @@ def test_main_worker_side_effect_once_per_trial(ray_cluster, tmp_path, digits_sp
         mine = [r for r in records if r["trial"] == trial]
         assert [(r["rank"], r["epoch"]) for r in mine] == [(0, 0), (0, 1)]
         assert all(r["gathered"] == [{"rank": 0}, {"rank": 1}] and r["world"] == 2
-                   and r["distributed"] for r in mine)
+                   and r["distributed"] and r["saved"] for r in mine)
 
 
 @pytest.mark.slow

@@ -437,3 +437,137 @@ def test_best_config_fills_a_null_config_and_names_a_new_experiment() -> None:
     assert step["ray_tune_config"]["num_samples"] == 1 and "ray_search_space" not in step
     assert json.dumps(config)  # the input is untouched
     assert config["p"]["steps"][0]["config"] is None
+
+
+# ------------------------------------------------------------------ review follow-ups
+def test_set_epoch_overrides_old_and_new_keep_the_framework_going(digits_split) -> None:
+    class NoSuper(Digits):
+        def set_epoch(self) -> None:  # itwinai-style override that skips super()
+            self.calls = getattr(self, "calls", 0) + 1
+
+    class OldSignature(Digits):
+        def set_epoch(self, epoch: int) -> None:  # pre-0.4 override (eurac, lattice-qcd)
+            self.seen = [*getattr(self, "seen", []), epoch]
+
+    a = NoSuper(epochs=2, strategy="none", save_best=False)
+    a.execute(*_split(digits_split))
+    assert a.calls == 2 and len(a.history) == 2
+    b = OldSignature(epochs=2, strategy="none", save_best=False)
+    with pytest.warns(DeprecationWarning, match="pre-0.4 signature"):
+        b.execute(*_split(digits_split))
+    assert b.seen == [0, 1] and len(b.history) == 2
+
+
+def test_compute_metrics_with_a_stateful_metric_inside_and_outside_epochs(digits_split) -> None:
+    class Acc:  # torchmetrics-style: update/compute/reset, and forward gives the batch value
+        def __init__(self) -> None:
+            self.reset()
+
+        def reset(self) -> None:
+            self.right, self.n = 0.0, 0
+
+        def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+            self.right += float((pred.argmax(1) == target).sum())
+            self.n += len(target)
+
+        def compute(self) -> float:
+            return self.right / max(self.n, 1)
+
+        def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> float:
+            self.update(pred, target)
+            return float((pred.argmax(1) == target).float().mean())
+
+    class Steps(Digits):
+        def train_step(self, batch: Any, batch_idx: int) -> Any:
+            loss, _ = super().train_step(batch, batch_idx)
+            x, y = batch
+            return loss, self.compute_metrics(y, self.model(x), self.train_glob_step, batch_idx)
+
+    logger = RecordingLogger(log_freq="batch")
+    trainer = Steps(epochs=1, strategy="none", save_best=False, logger=logger,
+                    metrics={"acc": Acc()}, random_seed=0, config={"optim_lr": 0.01})
+    trainer.execute(*_split(digits_split))
+    batch_values = [v for name, v, step in logger.metrics if name == "train_acc"]
+    assert len(batch_values) == trainer.train_glob_step + 1  # per batch + the epoch value
+    assert 0.0 <= trainer.history[-1]["train_acc"] <= 1.0
+    x, y = next(iter(trainer.train_dataloader))
+    outside = trainer.compute_metrics(y, trainer.model(x), 0, None, stage="test")
+    assert set(outside) == {"acc"}  # a custom loop gets the batch's values too
+
+
+def test_a_second_execute_starts_fresh(digits_split) -> None:
+    train, val = _split(digits_split)
+    trainer = Digits(epochs=1, strategy="none", save_best=False)
+    trainer.execute(train, val)
+    assert "val_loss" in trainer.history[-1]
+    trainer.execute(train)  # no validation set now: nothing validated on the old one
+    assert "val_loss" not in trainer.history[-1] and trainer.validation_dataloader is None
+    assert not isinstance(trainer.model, torch.nn.parallel.DistributedDataParallel)
+
+
+def test_deepspeed_never_takes_a_plain_model_for_its_engine() -> None:
+    class Holder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.module = torch.nn.Linear(2, 2)  # a submodule named like the engine's
+
+    strategy = DeepSpeedStrategy()
+    assert not strategy.is_distributed_model(Holder())
+
+
+def test_resumes_from_a_checkpoint_written_by_itwinai(digits_split, tmp_path) -> None:
+    """itwinai 0.4's layout: model.pt + state.pt (epoch, optimizer, scheduler states)."""
+    first = Digits(epochs=1, strategy="none", save_best=False)
+    first.execute(*_split(digits_split))
+    ckpt = tmp_path / "best_model"
+    ckpt.mkdir()
+    torch.save(first.model.state_dict(), ckpt / "model.pt")
+    torch.save({"epoch": 0, "best_validation_metric": 0.5,
+                "optimizer_state_dict": first.optimizer.state_dict(),
+                "lr_scheduler_state_dict": None, "random_seed": None}, ckpt / "state.pt")
+    resumed = Digits(epochs=3, strategy="none", save_best=False, from_checkpoint=ckpt)
+    resumed.execute(*_split(digits_split))
+    assert resumed.start_epoch == 1 and len(resumed.history) == 2
+
+
+def test_hpo_settings_under_a_launcher_train_once(monkeypatch, digits_split) -> None:
+    """torchrun/srun with N processes and ray_* settings: train once, never N experiments."""
+    from itwinai_ray.trainer import ray_trainer
+
+    monkeypatch.setattr(ray_trainer, "launched_with_several_processes", lambda: True)
+
+    class TunedDigits(RayTorchTrainer):
+        create_model_loss_optimizer = Digits.create_model_loss_optimizer
+
+    trainer = TunedDigits(epochs=1, strategy="none", save_best=False,
+                          ray_tune_config={"num_samples": 4})
+    *_, model = trainer.execute(*_split(digits_split))
+    assert isinstance(model, torch.nn.Module) and len(trainer.history) == 1
+
+
+def test_ray_report_prefers_the_file_as_itwinai(tmp_path) -> None:
+    from itwinai_ray.trainer.saving import report_to_tuner
+
+    seen: list[list[str]] = []
+
+    class Reporter:
+        def report(self, trainer: Any, metrics: Any, checkpoint_dir: Any, data: Any) -> None:
+            seen.append(sorted(p.name for p in Path(checkpoint_dir).iterdir()))
+
+    trainer = TorchTrainer(strategy="none")
+    trainer.reporter = Reporter()
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "in_dir.pt").write_bytes(b"1")
+    (tmp_path / "f.pt").write_bytes(b"2")
+    report_to_tuner(trainer, {"loss": 1.0}, tmp_path / "f.pt", tmp_path / "d", None)
+    report_to_tuner(trainer, {"loss": 1.0}, None, tmp_path / "d", {"a": 1})
+    report_to_tuner(trainer, {"loss": 1.0}, None, tmp_path / "d", None)
+    assert seen == [["f.pt"], ["ckpt.pt"], ["in_dir.pt"]]
+
+
+def test_a_directory_named_itwinai_is_not_itwinai(tmp_path, monkeypatch) -> None:
+    from itwinai_ray import itwinai_compat
+
+    (tmp_path / "itwinai").mkdir()  # e.g. a checkout in the working directory
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert not itwinai_compat.real_itwinai_available()

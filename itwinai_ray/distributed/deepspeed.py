@@ -245,7 +245,7 @@ class DeepSpeedStrategy(TorchDistributedStrategy):
     def distributed(
         self, model: nn.Module, optimizer: Any = None, lr_scheduler: Any = None,
         config_params: dict[str, Any] | None = None, model_parameters: Any = None,
-        **init_kwargs: Any,
+        config: dict[str, Any] | None = None, **init_kwargs: Any,
     ) -> tuple[Any, Any, Any]:
         """Build the DeepSpeed engine; returns ``(engine, engine optimizer, scheduler)``.
 
@@ -259,7 +259,7 @@ class DeepSpeedStrategy(TorchDistributedStrategy):
         """
         self._require_init()
         deepspeed = _import_deepspeed()
-        cfg = self.engine_config(optimizer, config_params)
+        cfg = self.engine_config(optimizer, {**(config or {}), **(config_params or {})})
         model = model.to(self.device())
         client_optimizer = None if "optimizer" in cfg else optimizer
         if client_optimizer is None and lr_scheduler is not None:
@@ -275,6 +275,10 @@ class DeepSpeedStrategy(TorchDistributedStrategy):
             raise StrategyError(f"DeepSpeed rejected the config {cfg}: {err}") from err
         self.engine = engine
         return engine, ds_optimizer, lr_scheduler if client_optimizer is not None else None
+
+    def is_distributed_model(self, model: Any, optimizer: Any = None) -> bool:
+        """Only the engine this strategy built (a model may have a submodule ``module``)."""
+        return model is not None and model is self.engine
 
     def default_distributed_kwargs(self, config: Any) -> dict[str, Any]:
         """itwinai's default: the micro-batch is the trainer's ``batch_size``, unless the

@@ -70,8 +70,13 @@ def real_itwinai_available() -> bool:
     module = sys.modules.get("itwinai")
     if module is not None:
         return not isinstance(module, _AliasModule)
-    return any(finder is not _FINDER and getattr(finder, "find_spec", None)
-               and finder.find_spec("itwinai", None) is not None for finder in sys.meta_path)
+    for finder in sys.meta_path:
+        if finder is _FINDER or not hasattr(finder, "find_spec"):
+            continue
+        spec = finder.find_spec("itwinai", None)
+        if spec is not None:  # a directory named itwinai (no __init__.py) is not itwinai
+            return spec.origin is not None
+    return False
 
 
 def install() -> bool:

@@ -29,6 +29,8 @@ OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "lr_scheduler.pt"
 STATE_FILE = "trainer_state.json"
 CONFIG_FILE = "config.yaml"
+#: itwinai 0.4's own checkpoint: ``state.pt`` (epoch, optimizer, scheduler) beside model.pt.
+ITWINAI_STATE_FILE = "state.pt"
 #: Where ``ray_report(checkpoint_data=...)`` stores the object (itwinai's file name).
 CKPT_DATA_FILE = "ckpt.pt"
 
@@ -82,12 +84,27 @@ def load_checkpoint(
             f"<checkpoints_location>/best or .../epoch_3)."
         )
     model.load_state_dict(torch.load(path / MODEL_FILE, map_location=map_location))
+    if (path / ITWINAI_STATE_FILE).is_file() and not (path / STATE_FILE).is_file():
+        return _load_itwinai_state(path, optimizer, lr_scheduler, map_location)
     if optimizer is not None and (path / OPTIMIZER_FILE).is_file():
         optimizer.load_state_dict(torch.load(path / OPTIMIZER_FILE, map_location=map_location))
     if lr_scheduler is not None and (path / SCHEDULER_FILE).is_file():
         lr_scheduler.load_state_dict(torch.load(path / SCHEDULER_FILE, weights_only=False))
     state_file = path / STATE_FILE
     return json.loads(state_file.read_text()) if state_file.is_file() else {}
+
+
+def _load_itwinai_state(path: Path, optimizer: Any, lr_scheduler: Any,
+                        map_location: Any) -> dict[str, Any]:
+    """A checkpoint written by itwinai 0.4 (``state.pt``): optimizer, scheduler and epoch."""
+    state = torch.load(path / ITWINAI_STATE_FILE, map_location=map_location,
+                       weights_only=False)
+    if optimizer is not None and state.get("optimizer_state_dict"):
+        optimizer.load_state_dict(state["optimizer_state_dict"])
+    if lr_scheduler is not None and state.get("lr_scheduler_state_dict"):
+        lr_scheduler.load_state_dict(state["lr_scheduler_state_dict"])
+    return {"epoch": state.get("epoch", -1),
+            "best_validation_metric": state.get("best_validation_metric")}
 
 
 def read_checkpoint_states(directory: str | os.PathLike,

@@ -101,4 +101,5 @@ def run_epoch(trainer: Any, loader: Any, step_fn: Any, prefix: str) -> torch.Ten
     # The metric everyone sees is the mean over ranks, not rank 0's local value.
     reduced = {k: trainer.strategy.reduce_mean(v) for k, v in local.items()}
     trainer.epoch_metrics.update(reduced)
+    trainer._tracker = MetricTracker(None)  # compute_metrics outside an epoch: values only
     return torch.tensor(reduced[f"{prefix}_loss"])

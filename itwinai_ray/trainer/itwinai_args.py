@@ -91,5 +91,6 @@ def checked_checkpoint(path: Any, old_spelling: Any) -> Path | None:
     if not Path(path).exists():
         raise ConfigurationError(
             f"from_checkpoint={str(path)!r} does not exist: give a checkpoint directory "
-            f"written by save_checkpoint (e.g. <checkpoints_location>/best_model)")
-    return Path(path)
+            f"written by the trainer (e.g. <checkpoints_location>/best, or the directory "
+            f"save_checkpoint(name) returned)")
+    return Path(path).resolve()  # on the driver: a trial may run in another directory

@@ -33,15 +33,19 @@ class MetricTracker:
             if _is_stateful(metric):
                 metric.reset()
 
-    def update(self, pred: Any, target: Any) -> dict[str, float]:
-        """Add one batch; return its per-batch values of the plain callables."""
+    def update(self, pred: Any, target: Any, with_values: bool = False) -> dict[str, float]:
+        """Add one batch; return its per-batch values of the plain callables (and, with
+        ``with_values``, of torchmetrics-style objects too: their ``forward`` both
+        accumulates and returns the batch's value)."""
         if not self.metrics:
             return {}
         n = len(target) if hasattr(target, "__len__") else 1
         batch: dict[str, float] = {}
         with torch.no_grad():
             for name, metric in self.metrics.items():
-                if _is_stateful(metric):
+                if _is_stateful(metric) and with_values and callable(metric):
+                    batch[name] = float(metric(pred, target))
+                elif _is_stateful(metric):
                     metric.update(pred, target)
                 else:
                     value = float(metric(pred, target))

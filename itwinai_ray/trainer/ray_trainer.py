@@ -32,6 +32,7 @@ import logging
 import time
 from typing import Any
 
+from ..distributed.ddp import launched_with_several_processes
 from ..errors import ConfigurationError
 from ..tuning import search_space
 from ..tuning.experiment import plan_search
@@ -46,8 +47,6 @@ _RAY_INIT_KEYS = ("address", "num_cpus", "num_gpus", "include_dashboard")
 
 
 class RayTorchTrainer(TorchTrainer):
-    # itwinai's ray_* arguments are this class's own: TorchTrainer does not warn about them.
-    _runs_on_ray = True
 
     """Hyperparameter optimisation of a TorchTrainer on Ray Tune + Ray Train V2.
 
@@ -81,6 +80,9 @@ class RayTorchTrainer(TorchTrainer):
         *args, **kwargs: TorchTrainer arguments (mode a).
     """
 
+    # itwinai's ray_* arguments are this class's own: TorchTrainer does not warn about them.
+    _runs_on_ray = True
+
     def __init__(
         self,
         *args: Any,
@@ -105,6 +107,8 @@ class RayTorchTrainer(TorchTrainer):
         if isinstance(trainer, RayTorchTrainer):
             raise ConfigurationError("RayTorchTrainer cannot wrap another RayTorchTrainer.")
         self.trainer = trainer
+        self.ray_scaling_config, self.ray_tune_config = ray_scaling_config, ray_tune_config
+        self.ray_run_config, self.ray_search_space = ray_run_config, ray_search_space
         #: Whether any Ray setting was given (itwinai's TorchTrainer trains directly otherwise).
         self.hpo_requested = any(v is not None for v in (
             scaling_config, tune_config, run_config, search_space, ray_scaling_config,
@@ -194,6 +198,11 @@ class RayTorchTrainer(TorchTrainer):
         if not self.hpo_requested:  # as itwinai's TorchTrainer: no Ray settings, no Ray
             log.info("%s: no Ray settings (ray_scaling_config, ray_tune_config, ...): training "
                      "once, without Ray.", type(self).__name__)
+            return self.target_lifecycle(train_dataset, validation_dataset, test_dataset)
+        if launched_with_several_processes():  # torchrun/srun -n N: never N experiments
+            log.warning("%s: started as one of several processes (torchrun/srun): training "
+                        "once, distributed, and ignoring the Ray settings. Run HPO from one "
+                        "process: itwinai-ray exec-pipeline ...", type(self).__name__)
             return self.target_lifecycle(train_dataset, validation_dataset, test_dataset)
         plan = self.plan()
         worker_fn = functools.partial(

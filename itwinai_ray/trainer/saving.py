@@ -81,7 +81,7 @@ def load_into(trainer: Any, directory: str | Path | None) -> Any:
     trainer.current_epoch = trainer.start_epoch = int(state.get("epoch", -1)) + 1
     best = state.get("best_validation_metric", state.get("best_value"))
     if best is not None:
-        trainer.best_validation_metric = float(best)
+        trainer.best_validation_metric = trainer.framework_best = float(best)
     if trainer.strategy.is_main_worker:
         log.info("Resumed from %s at epoch %d", path, trainer.current_epoch + 1)
     return state
@@ -93,10 +93,10 @@ def report_to_tuner(trainer: Any, metrics: dict[str, float], checkpoint_file: An
     if trainer.reporter is None:
         return
     with tempfile.TemporaryDirectory(prefix="itwinai-ray-ckpt-") as tmp:
-        if checkpoint_file is not None and checkpoint_dir is None:
+        if checkpoint_file:  # itwinai's order: a file, else an object, else a directory
             shutil.copy(checkpoint_file, tmp)
             checkpoint_dir = tmp
-        elif checkpoint_data is not None and checkpoint_dir is None:
+        elif checkpoint_data is not None:
             torch.save(checkpoint_data, Path(tmp) / CKPT_DATA_FILE)
             checkpoint_dir = tmp
         trainer.reporter.report(trainer, dict(metrics), checkpoint_dir, None)
@@ -104,7 +104,13 @@ def report_to_tuner(trainer: Any, metrics: dict[str, float], checkpoint_file: An
 
 def keep_epoch_checkpoints(trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
     """The framework's checkpoints at the end of an epoch: ``epoch_<n>`` every
-    ``checkpoint_every`` epochs and ``best`` when ``checkpoint_metric`` improves."""
+    ``checkpoint_every`` epochs and ``best`` when ``checkpoint_metric`` improves.
+
+    A collective (DeepSpeed shards): every rank decides the same, from the epoch's metrics
+    (means over ranks) and ``framework_best``, never from state user code changes per rank.
+    """
+    if not trainer.framework_checkpoints:
+        return
     targets = []
     if trainer.checkpoint_every and (epoch + 1) % trainer.checkpoint_every == 0:
         targets.append(trainer.checkpoints_location / f"epoch_{epoch + 1}")
@@ -113,9 +119,9 @@ def keep_epoch_checkpoints(trainer: Any, epoch: int, metrics: dict[str, float]) 
         raise ConfigurationError(
             f"checkpoint_metric={trainer.checkpoint_metric!r} is not among the epoch's "
             f"metrics: {', '.join(sorted(metrics))}")
-    best = trainer.best_validation_metric
+    best = trainer.framework_best
     if value is not None and (value < best if trainer.checkpoint_mode == "min" else value > best):
-        trainer.best_validation_metric = value
+        trainer.framework_best = trainer.best_validation_metric = value
         if trainer.save_best:
             targets.append(trainer.checkpoints_location / "best")
     for target in targets:

@@ -167,6 +167,8 @@ class TorchTrainer(Trainer):
         self.reporter: EpochReporter | None = None
         # In a tuning trial: the checkpoint this trial resumes from (also for ray_report users).
         self.ray_checkpoint_dir: str | None = None
+        # False in a tuning trial: the reporter checkpoints each epoch, not best/ or epoch_<n>.
+        self.framework_checkpoints = True
         self._reset_run_state()
 
     def _build_strategy(self, spec: Any) -> Strategy:
@@ -201,7 +203,10 @@ class TorchTrainer(Trainer):
         self._fall_back_without_launcher()
         self.strategy.init()
         self.device = self.strategy.device()  # this rank's device, for hooks
+        self._setup_metrics()
         try:
+            if self.from_checkpoint:  # itwinai's order: states known before the model hook
+                self.load_checkpoint_states()
             self._open_logger()
             self.create_dataloaders(train_dataset, validation_dataset, test_dataset)
             self.create_model_loss_optimizer()
@@ -223,13 +228,35 @@ class TorchTrainer(Trainer):
             self._close(status)
         return train_dataset, validation_dataset, test_dataset, self.strategy.unwrap(self.model)
 
+    def _setup_metrics(self) -> None:
+        """Metrics with state (torchmetrics) on this rank's device, as itwinai does."""
+        for name, metric in self.metrics.items():
+            if callable(getattr(metric, "to", None)):
+                self.metrics[name] = metric.to(self.device)
+
+    def load_checkpoint_states(self) -> None:
+        """itwinai's ``model_state_dict`` / ``optimizer_state_dict`` / ``lr_scheduler_state_dict``
+        from ``from_checkpoint``, for model hooks that restore them themselves."""
+        from .checkpoint import MODEL_FILE, read_checkpoint_states
+
+        if (Path(self.from_checkpoint) / MODEL_FILE).is_file():
+            states = read_checkpoint_states(self.from_checkpoint)
+            self.model_state_dict = states["model"]
+            self.optimizer_state_dict = states["optimizer"]
+            self.lr_scheduler_state_dict = states["lr_scheduler"]
+
     def _reset_run_state(self) -> None:
-        """Each execute() starts fresh: no history, best value or epoch from an earlier run."""
+        """Each execute() starts fresh: no history, best value, loader or epoch from an
+        earlier run."""
+        self.train_dataloader = self.validation_dataloader = self.test_dataloader = None
         self.history: list[dict[str, float]] = []
         initial = float(self.initial_best_validation_metric)
         if self.checkpoint_mode == "max" and initial == float("inf"):
             initial = float("-inf")
         self.best_validation_metric: float = initial
+        # The framework's own "best" (its best/ checkpoint): the same on every rank, whatever
+        # user code does with best_validation_metric on rank 0 (itwinai's train() does).
+        self.framework_best: float = initial
         self.current_epoch = 0
         self.start_epoch = 0  # the epoch this run started from (> 0 after a resume)
         self.train_glob_step = 0
@@ -296,6 +323,8 @@ class TorchTrainer(Trainer):
                 # closes its logger can abort at exit (gloo, seen under torchrun).
                 self.strategy.barrier()
         finally:
+            if self.model is not None:  # never left wrapped on a destroyed process group
+                self.model = self.strategy.unwrap(self.model)
             self.strategy.clean_up()
 
     # ------------------------------------------------------------------ hooks
@@ -350,7 +379,8 @@ class TorchTrainer(Trainer):
         """The epoch loop. Override only to replace the loop entirely."""
         for epoch in range(self.current_epoch, self.epochs):
             self.current_epoch = epoch
-            self.set_epoch()
+            self._begin_epoch()  # also when an overridden set_epoch() skips super()
+            call_epoch_hook(self, self.set_epoch)
             absorb(self, call_epoch_hook(self, self.train_epoch), "train")
             if self.validation_dataloader is not None:
                 if (epoch + 1) % self.validate_every == 0 or not self._last_val_metrics:
@@ -371,11 +401,9 @@ class TorchTrainer(Trainer):
 
         ``epoch`` (the pre-0.4 spelling) sets ``current_epoch``; by default it is kept.
         """
-        self._finish_pending_epoch()  # a custom loop's previous epoch
         if epoch is not None:
             self.current_epoch = epoch
-        self.epoch_metrics = {}
-        self._pending_epoch = self.current_epoch
+        self._begin_epoch()  # ends a custom loop's previous epoch
         if self.current_epoch > 0 and self.lr_scheduler is not None and not isinstance(
                 self.lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.lr_scheduler.step()
@@ -383,14 +411,22 @@ class TorchTrainer(Trainer):
             if loader is not None:
                 self.strategy.set_epoch(loader, self.current_epoch)
 
+    def _begin_epoch(self) -> None:
+        """Open ``current_epoch`` (once): end the open one, start collecting its metrics."""
+        if self._pending_epoch == self.current_epoch:
+            return
+        self._finish_pending_epoch()
+        self.epoch_metrics = {}
+        self._pending_epoch = self.current_epoch
+
     def _finish_pending_epoch(self) -> None:
         """End the open epoch: scheduler on plateau, history, logging, checkpoints, report."""
         epoch, self._pending_epoch = self._pending_epoch, None
         metrics = self.epoch_metrics
         if epoch is None or not metrics:
             return
-        if "train_loss" in metrics:
-            metrics["loss"] = metrics.get("val_loss", metrics["train_loss"])
+        if "val_loss" in metrics or "train_loss" in metrics:
+            metrics["loss"] = metrics.get("val_loss", metrics.get("train_loss"))
         if isinstance(self.lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.lr_scheduler.step(metrics.get("loss", float("nan")))
         self.history.append(dict(metrics))
@@ -432,7 +468,11 @@ class TorchTrainer(Trainer):
 
         The epoch values (``<stage>_<name>``, means over ranks) follow in the epoch metrics.
         """
-        values = self.update_metrics(pred.detach() if hasattr(pred, "detach") else pred, true)
+        pred = pred.detach() if hasattr(pred, "detach") else pred
+        # In a built-in epoch its tracker also accumulates the epoch value; elsewhere (a
+        # custom loop) the metrics give this batch's values only.
+        tracker = self._tracker if self._tracker.metrics else MetricTracker(self.metrics)
+        values = tracker.update(pred, true, with_values=True) if self.metrics else {}
         for m_name, value in values.items():
             self.log(value, f"{stage}_{m_name}", kind="metric", step=logger_step,
                      batch_idx=batch_idx)

@@ -91,7 +91,9 @@ def optuna_sampler(spec: Any, seed: int | None, metric: Any) -> Any:
     kwargs = _checked_kwargs(f"The Optuna sampler {name!r}", cls, kwargs)
     try:
         sampler = cls(**kwargs)
-        if hasattr(sampler, "_thread_lock") and cls.__getstate__ is object.__getstate__:
+        default_getstate = getattr(object, "__getstate__", None)  # Python >= 3.11
+        if hasattr(sampler, "_thread_lock") and getattr(cls, "__getstate__",
+                                                        None) is default_getstate:
             sampler = __getattr__(f"{_LOCK_FREE}{cls_name}")(**kwargs)
         return sampler
     except (TypeError, ValueError) as err:

@@ -130,10 +130,14 @@ class TrialReporter:
     def report(self, trainer: TorchTrainer, metrics: dict[str, float],
                checkpoint_dir: str | Path | None, checkpoint_data: dict[str, Any] | None) -> None:
         self.user_reports = True
-        # What Tune sees is the mean over ranks, as for the framework's own reports.
-        metrics = {k: (trainer.strategy.reduce_mean(float(v))
-                       if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
-                   for k, v in metrics.items()}
+        # What Tune sees is the mean over ranks, as for the framework's own reports, for the
+        # numbers every rank reports (ranks may report different keys: the others are rank
+        # 0's, as Ray takes them).
+        numeric = sorted(k for k, v in metrics.items()
+                         if isinstance(v, (int, float)) and not isinstance(v, bool))
+        common = set.intersection(*map(set, trainer.strategy.allgather_obj(numeric)))
+        metrics = {k: trainer.strategy.reduce_mean(float(v)) if k in common else v
+                   for k, v in sorted(metrics.items())}
         tmp = None
         try:
             if checkpoint_data is not None and checkpoint_dir is None and self.ctx.is_main:
@@ -168,9 +172,9 @@ def attach_to_trial(trainer: TorchTrainer, ctx: Any, checkpoint_frequency: int =
         trainer.strategy = as_ray_strategy(trainer.strategy)  # RayDDPStrategy, ...
     elif trainer.strategy.name != "none":
         trainer.strategy = get_strategy("none")
-    trainer.save_best = False
-    trainer.checkpoint_every = None
-    trainer.checkpoints_location = Path(tempfile.gettempdir()) / "itwinai-ray-unused"
+    trainer.framework_checkpoints = False  # each reported epoch is checkpointed instead
+    # save_checkpoint(name) of user code: a directory of this worker's own (trials share nodes)
+    trainer.checkpoints_location = Path(tempfile.mkdtemp(prefix="itwinai-ray-trainer-"))
     resume = ctx.resume_checkpoint_dir
     # Trainers that checkpoint themselves (ray_report(checkpoint_dir=...)) read this one.
     trainer.ray_checkpoint_dir = resume
@@ -206,4 +210,7 @@ def run_trainer_in_worker(config: dict[str, Any], ctx: Any, *, trainer: TorchTra
     attach_to_trial(worker_trainer, ctx, checkpoint_frequency)
     if isinstance(worker_trainer.config, TrainingConfiguration) and ctx.is_main:
         log.info("Trial %s: %s", ctx.trial_id, dict(config))
-    lifecycle_of(worker_trainer)(worker_trainer, *datasets)
+    try:
+        lifecycle_of(worker_trainer)(worker_trainer, *datasets)
+    finally:  # what save_checkpoint(name) wrote has been reported (copied) or is not needed
+        shutil.rmtree(worker_trainer.checkpoints_location, ignore_errors=True)
