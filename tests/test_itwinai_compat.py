@@ -236,6 +236,15 @@ def test_unchanged_itwinai_project_runs_hpo_results_and_best_config(tmp_path) ->
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert results["best"]["trial_id"] in proc.stdout
 
+    # --resume of the finished experiment: the same two trials, none run again
+    proc = subprocess.run([*cli, "exec-pipeline", "--config", "config.yaml", "--pipe-key",
+                           "hpo_training_pipeline", more_cpus, "--resume"], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resumed = json.loads((experiment / "results.json").read_text())
+    assert sorted(t["trial_id"] for t in resumed["trials"]) == sorted(
+        t["trial_id"] for t in results["trials"])
+
     best_config = experiment / "best_config.yaml"
     step = yaml.safe_load(best_config.read_text())["hpo_training_pipeline"]["steps"][2]
     assert step["config"] == {k: results["best"]["config"][k] for k in ("batch_size", "optim_lr")}

@@ -54,12 +54,13 @@ ITWINAI_ATTRIBUTES = [
     "optimizer_state_dict", "lr_scheduler_state_dict", "checkpoints_location",
     "checkpoint_every", "from_checkpoint", "run_name", "random_seed", "measure_gpu_data",
     "enable_torch_profiling", "measure_epoch_time", "time_ray", "ray_torch_config",
-    "ray_data_config", "disable_tqdm"]
+    "ray_data_config", "disable_tqdm", "mlflow_logger", "mlflow_tune_run_id",
+    "mlflow_train_run_id", "mlflow_worker_run_id"]
 STRATEGY_MEMBERS = [
     "init", "distributed", "global_world_size", "local_world_size", "global_rank",
     "local_rank", "barrier", "device", "create_dataloader", "clean_up", "allgather_obj",
     "gather_obj", "gather", "broadcast_obj", "is_main_worker", "is_distributed",
-    "is_initialized", "name"]
+    "is_initialized", "name", "set_device"]
 
 
 class RecordingLogger(Logger):

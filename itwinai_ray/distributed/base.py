@@ -118,6 +118,11 @@ class Strategy(ABC):
             return torch.device("cuda", self.local_rank() % max(count, 1))
         return torch.device("cpu")
 
+    def set_device(self) -> None:
+        """Make this rank's GPU the current CUDA device (nothing without CUDA), as itwinai."""
+        if torch.cuda.is_available():
+            torch.cuda.set_device(self.device())
+
     # ---- collectives -------------------------------------------------------------------
     @abstractmethod
     def barrier(self) -> None:
@@ -206,7 +211,7 @@ class Strategy(ABC):
         every epoch to reshuffle.
         """
         world_size = self.global_world_size()
-        if world_size > 1 and sampler is None:
+        if world_size > 1 and sampler is None and kwargs.get("batch_sampler") is None:
             sampler = DistributedSampler(
                 dataset,
                 num_replicas=world_size,

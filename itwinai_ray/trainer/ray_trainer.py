@@ -132,6 +132,7 @@ class RayTorchTrainer(TorchTrainer):
                     f"Unknown key '{key}' in ray_init. Accepted keys: {', '.join(_RAY_INIT_KEYS)}."
                 )
         self.results: HPOResults | None = None
+        self.tune_result_grid: HPOResults | None = None
         #: (pipeline config, pipe key), set by the CLI: saved as pipeline.yaml in the
         #: experiment directory for `itwinai-ray results` (ready-to-run best config).
         self.pipeline_source: tuple[dict[str, Any], str] | None = None
@@ -217,6 +218,7 @@ class RayTorchTrainer(TorchTrainer):
                  max_epochs=self.target.epochs),
             scaling=self.scaling, tune=self.tune, run=self.run, ray_init=self.ray_init,
             torch=self.torch_settings)
+        self.tune_result_grid = self.results  # itwinai's name (there: Ray's ResultGrid)
         return train_dataset, validation_dataset, test_dataset, self.results
 
     def target_lifecycle(self, *datasets: Any) -> tuple[Any, Any, Any, Any]:

@@ -273,6 +273,21 @@ class TorchTrainer(Trainer):
         self.torch_rng_state: Any = None
         self.device = torch.device("cpu")
 
+    #: itwinai's MLflow run ids (set by its own Ray driver); the MLflow runs here are made by
+    #: the logger (and, under RayTorchTrainer, one parent run per experiment).
+    mlflow_tune_run_id: str | None = None
+    mlflow_train_run_id: str | None = None
+    mlflow_worker_run_id: str | None = None
+
+    @property
+    def mlflow_logger(self) -> Any:
+        """The MLFlowLogger among the trainer's loggers (itwinai's attribute), or None."""
+        from ..loggers import LoggersCollection, MLFlowLogger
+
+        loggers = self.logger.loggers if isinstance(self.logger, LoggersCollection) else [
+            self.logger]
+        return next((lg for lg in loggers if isinstance(lg, MLFlowLogger)), None)
+
     @property
     def best_value(self) -> float | None:
         """Deprecated: :attr:`best_validation_metric` (None before the first epoch)."""
