@@ -64,9 +64,12 @@ def _run(tmp_path: Path, *overrides: str) -> None:
     ([f"{HPO}.tune_config.num_samples=0"], ConfigurationError, r"num_samples is 0, but must"),
     ([f"{HPO}.tune_config.num_samples=-3"], ConfigurationError, r"num_samples is -3, but must"),
     ([f"{HPO}.tune_config.num_samples=2.5"], ConfigurationError, r"num_samples is 2.5"),
-    # a non-integer batch_size sampled for an integer parameter
+    # a float domain, or one bad category among good ones, for an integer parameter
     ([f"{HPO}.search_space.batch_size={{type: uniform, lower: 16.5, upper: 64.5}}"],
-     ConfigurationError, r"invalid values.*batch_size"),
+     ConfigurationError, r"'batch_size' is an integer.*gives floats.*randint"),
+    ([f"{HPO}.search_space.batch_size={{type: choice, categories: [64, 32.5]}}"],
+     ConfigurationError, r"'batch_size' = 32.5 is not a valid value: Input should be a valid "
+                         r"integer, got a number with a fractional part \(input 32.5\)\. Fix"),
     # reliability settings
     ([f"+{HPO}.tune_config.stop={{val_loss: fast}}"], ConfigurationError,
      r"tune_config.stop.val_loss is 'fast', but must be a finite number"),

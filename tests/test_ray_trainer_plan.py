@@ -58,7 +58,12 @@ def test_itwinai_ray_config_objects_are_accepted() -> None:
 
 
 @pytest.mark.parametrize(("space", "match"), [
-    ({"batch_size": {"type": "uniform", "lower": 16.5, "upper": 64.5}}, r"invalid values.*batch_size"),
+    ({"batch_size": {"type": "uniform", "lower": 16.5, "upper": 64.5}},
+     r"'batch_size' is an integer.*gives floats.*randint"),
+    ({"batch_size": {"type": "grid_search", "values": [32, "large"]}},
+     r"'batch_size' = 'large' is not a valid value: Input should be a valid integer"),
+    ({"hidden_size": {"type": "uniform", "lower": 8, "upper": 64}},
+     r"'hidden_size' is an integer"),
     ({"optimizer": {"type": "choice", "categories": ["adam", "sgdd"]}},
      r"Unknown optimizer 'sgdd'.*Did you mean 'sgd'"),
     ({"resume_from_checkpoint": {"type": "choice", "categories": ["a", "b"]}},

@@ -160,28 +160,17 @@ class RayTorchTrainer(TorchTrainer):
 
     @staticmethod
     def _check_values(target: TorchTrainer, space: dict[str, Any]) -> None:
-        """Sampled values must make a valid config, and built-in names must exist.
-
-        One sample of every domain is merged into a copy of the trainer's config (pydantic
-        checks types: a float sampled for ``batch_size`` fails here, not in every worker),
-        and every category of ``optimizer``, ``loss`` and ``lr_scheduler`` is looked up.
+        """Every value the space can give must make a valid config (each category and grid
+        value, numeric bounds, no float domain for an integer), and built-in names must exist.
         """
         import copy
 
         from ..trainer import factories
         from ..tuning.trial import apply_trial_values
+        from ..tuning.value_check import check_space_values
 
+        check_space_values(target, space, apply_trial_values)
         probe = copy.copy(target)
-        sample = {k: (v.sample() if hasattr(v, "sample") else v) for k, v in space.items()}
-        sample = {k: (v["grid_search"][0] if isinstance(v, dict) and "grid_search" in v else v)
-                  for k, v in sample.items()}
-        try:
-            apply_trial_values(probe, sample)
-        except Exception as exc:  # pydantic ValidationError: name the key and the value
-            raise ConfigurationError(
-                f"Search space of {type(target).__name__} gives invalid values "
-                f"({sample}): {exc}".replace("\n", " ")
-            ) from None
         for key in ("optimizer", "loss", "lr_scheduler"):
             domain = space.get(key)
             values = getattr(domain, "categories", None) or (
