@@ -152,3 +152,18 @@ def test_cli_yaml_syntax_error_and_resume_without_hpo_step(tmp_path) -> None:
 def test_errors_are_the_projects_own() -> None:
     for cls in (ConfigurationError, SearchSpaceError, ResourceError):
         assert issubclass(cls, ItwinaiRayError)
+
+
+def test_unwritable_storage_through_the_cli_is_one_line_exit_2(capsys) -> None:
+    """The CLI saves the pipeline source into the experiment directory first: that must not
+    turn an unwritable storage_path into a raw traceback (issue 15, part 9)."""
+    import ray
+
+    from itwinai_ray.cli import main
+
+    hpo = CONFIG.parents[2] / "tutorials" / "00-digits-pipeline" / "hpo.yaml"
+    code = main(["exec-pipeline", "--config", str(hpo), "run_dir=/proc/nope/runs"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "error: storage_path '/proc/nope/runs' cannot be created: No such file" in err, err
+    assert not ray.is_initialized()

@@ -222,6 +222,9 @@ class RayTorchTrainer(TorchTrainer):
         from pathlib import Path
 
         from ..report.loading import save_pipeline_source
+        from ..tuning.storage import check_storage
+
+        check_storage(self.run.resolved_storage_path(), self.run.min_free_disk_gb)
 
         config, pipe_key = self.pipeline_source
         save_pipeline_source(Path(self.run.resolved_storage_path()) / name, config, pipe_key)
