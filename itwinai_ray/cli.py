@@ -20,7 +20,9 @@ from .errors import ItwinaiRayError
 
 logger = logging.getLogger("itwinai_ray")
 
-EXIT_OK, EXIT_BUG, EXIT_USAGE = 0, 1, 2
+#: Exit codes (README, "Errors"): 3 = an HPO run in which some trials errored; 4 = all did
+#: (``TrialsFailedError.exit_code``).
+EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_SOME_TRIALS_FAILED = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,7 @@ def _run_exec_pipeline(args: argparse.Namespace) -> int:
     logger.info("Executing pipeline '%s' from %s", args.pipe_key, args.config)
     output = pipeline.execute()
     logger.info("Pipeline '%s' finished", args.pipe_key)
-    _report_hpo(output, pipeline, args, overrides)
-    return EXIT_OK
+    return _report_hpo(output, pipeline, args, overrides)
 
 
 def _remember_source(pipeline: Any, args: argparse.Namespace, overrides: list[str]) -> None:
@@ -108,26 +109,39 @@ def _set_resume(pipeline: Any) -> None:
 
 
 def _report_hpo(output: Any, pipeline: Any, args: argparse.Namespace,
-                overrides: list[str]) -> None:
-    """After an HPO pipeline: print the ranked table, write results and the best config."""
+                overrides: list[str]) -> int:
+    """After an HPO pipeline: print the ranked table, write results and the best config.
+    Returns the exit code (3 when some trials errored)."""
     from .tuning.results import HPOResults
 
     results = output[-1] if isinstance(output, tuple) and output else output
     if not isinstance(results, HPOResults):
-        return
+        return EXIT_OK
     from .config.loader import load_config
     from .trainer.ray_trainer import RayTorchTrainer
     from .tuning.best_config import write_best_config
 
     _print_results(results)
     trainer = next(s for s in pipeline.steps if isinstance(s, RayTorchTrainer))
-    if not any(r.metric is not None for r in results.rows):
-        return
-    written = write_best_config(results, load_config(args.config, overrides), args.pipe_key,
-                                trainer)
-    if written is not None:
-        print(f"Best config: {written}\n  re-run it with: itwinai-ray exec-pipeline "
-              f"--config {written} --pipe-key {args.pipe_key}")
+    if any(r.metric is not None for r in results.rows):
+        written = write_best_config(results, load_config(args.config, overrides),
+                                    args.pipe_key, trainer)
+        if written is not None:
+            print(f"Best config: {written}\n  re-run it with: itwinai-ray exec-pipeline "
+                  f"--config {written} --pipe-key {args.pipe_key}")
+    return _errored_trials_code(results)
+
+
+def _errored_trials_code(results: Any) -> int:
+    """List the trials that errored (stopped ones are not errors); 3 if any, else 0."""
+    errored = [r for r in results.rows if r.status == "error"]
+    if not errored:
+        return EXIT_OK
+    print(f"{len(errored)} of {len(results.rows)} trials errored (exit code "
+          f"{EXIT_SOME_TRIALS_FAILED}):")
+    for row in errored:
+        print(f"  {row.trial_id}: {row.error} (logs: {row.path})")
+    return EXIT_SOME_TRIALS_FAILED
 
 
 # --------------------------------------------------------------------------- tune
@@ -194,7 +208,7 @@ def _run_tune(args: argparse.Namespace) -> int:
     if best.is_file():
         print(f"Best config: {best}\n  re-run it with: itwinai-ray exec-pipeline "
               f"--config {best} --pipe-key {args.pipe_key}")
-    return EXIT_OK
+    return _errored_trials_code(results)
 
 
 def _print_results(results: Any) -> None:
@@ -341,7 +355,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 1 bug or user-code error, 2 usage error)."""
+    """Run the CLI; return the exit code (0 ok, 1 bug or user-code error, 2 bad input, 3 some
+    trials errored, 4 all trials errored)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
@@ -356,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.debug("Traceback of the error below:", exc_info=exc)
         message = " ".join(str(exc).split("\n")) or type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ from __future__ import annotations
 class ItwinaiRayError(Exception):
     """Root of every error raised on purpose by itwinai_ray."""
 
+    #: The CLI's exit code for it (README, "Errors"): 2 is bad input.
+    exit_code = 2
+
 
 class ConfigurationError(ItwinaiRayError):
     """A configuration file, key, override or value is invalid."""
@@ -29,6 +32,12 @@ class SearchSpaceError(ConfigurationError):
 
 class ResourceError(ItwinaiRayError):
     """What a trial needs cannot be provided by the cluster."""
+
+
+class TrialsFailedError(ItwinaiRayError):
+    """Every trial of an experiment failed (exit code 4)."""
+
+    exit_code = 4
 
 
 class CheckpointError(ItwinaiRayError):

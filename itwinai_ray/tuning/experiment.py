@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ItwinaiRayError
+from ..errors import TrialsFailedError
 from .context import WorkerFn
 from .results import HPOResults
 from .settings import RunSettings, ScalingSettings, TorchSettings, TuneSettings
@@ -56,7 +56,7 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
     """Run the experiment on Ray (local unless an address is given); return its results.
 
     ``results.json`` is written into the experiment directory before anything else can fail.
-    Raises :class:`ItwinaiRayError` when every trial failed.
+    Raises :class:`TrialsFailedError` (exit code 4) when every trial failed.
     """
     from . import ray_backend
     from .storage import check_storage
@@ -117,7 +117,7 @@ def check_any_succeeded(results: HPOResults) -> None:
     """Raise when every trial failed; log each failed trial otherwise."""
     errors = [r for r in results.rows if r.status == "error"]
     if results.rows and len(errors) == len(results.rows):
-        raise ItwinaiRayError(
+        raise TrialsFailedError(
             f"All {len(errors)} trials failed. First error ({errors[0].trial_id}): "
             f"{errors[0].error}. Trial logs: {errors[0].path}"
         )
