@@ -142,3 +142,25 @@ def test_a_retried_trials_logs_reach_storage_before_tune_copies_them_back(tmp_pa
     (remote / "result.json").write_text('{"epoch": 1}\n{"epoch": 2}\n')
     assert persist_trial_logs(trial) == {}  # storage has more (never shortened)
     assert (remote / "result.json").read_text().count("\n") == 2
+
+
+def test_a_second_run_never_shares_the_first_runs_directory(tmp_path, caplog) -> None:
+    """Issue 15, part 8: without --resume a run into an existing run_config.name gets
+    <name>-2 (then -3), says so, and leaves the earlier run's files alone."""
+    import logging
+
+    from itwinai_ray.tuning.experiment import new_experiment_name, resume_target
+    from itwinai_ray.tuning.settings import RunSettings
+
+    assert new_experiment_name(str(tmp_path), "exp") == "exp"
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "pipeline.yaml").write_text("x: 1")  # ours only: not a run yet
+    assert new_experiment_name(str(tmp_path), "exp") == "exp"
+    (tmp_path / "exp" / "experiment_state-2026.json").write_text("{}")
+    (tmp_path / "exp-2").mkdir()
+    (tmp_path / "exp-2" / "tuner.pkl").write_bytes(b"x")
+    with caplog.at_level(logging.WARNING, logger="itwinai_ray"):
+        name, resume = resume_target(str(tmp_path), "exp", RunSettings(name="exp"))
+    assert (name, resume) == ("exp-3", False)
+    assert "Experiment 'exp' already exists" in caplog.text and "--resume" in caplog.text
+    assert (tmp_path / "exp" / "experiment_state-2026.json").exists()

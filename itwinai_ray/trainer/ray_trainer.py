@@ -151,6 +151,10 @@ class RayTorchTrainer(TorchTrainer):
         search_space.validate_keys(space, in_config | as_attr, type(target).__name__)
         self._check_values(target, space)
         name = self.run.name or f"{type(target).__name__}_{time.strftime('%Y%m%d-%H%M%S')}"
+        if not self.run.resume:  # never into an earlier run's directory
+            from ..tuning.experiment import new_experiment_name
+
+            name = new_experiment_name(self.run.resolved_storage_path(), name)
         plan = plan_search(space, self.tune, name=name, max_epochs=target.epochs,
                            who="RayTorchTrainer")
         space, metric, mode = plan.space, plan.metric, plan.mode

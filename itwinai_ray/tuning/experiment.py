@@ -92,6 +92,19 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
     return results
 
 
+def new_experiment_name(storage: str, planned_name: str) -> str:
+    """``planned_name``, or the next free ``<name>-N`` (with a warning) when an earlier run
+    holds it: two runs never share an experiment directory."""
+    from .storage import fresh_experiment_name
+
+    name = fresh_experiment_name(storage, planned_name)
+    if name != planned_name:
+        log.warning("Experiment '%s' already exists in %s (an earlier run): this run is '%s'. "
+                    "Continue the earlier one with --resume, or set run_config.name.",
+                    planned_name, storage, name)
+    return name
+
+
 def resume_target(storage: str, planned_name: str, run: RunSettings) -> tuple[str, bool]:
     """(experiment name, resume?) for ``run.resume`` (see ``experiment_to_resume``).
 
@@ -99,7 +112,7 @@ def resume_target(storage: str, planned_name: str, run: RunSettings) -> tuple[st
     with that prefix is resumed.
     """
     if not run.resume:
-        return planned_name, False
+        return new_experiment_name(storage, planned_name), False
     from .ray_backend import experiment_to_resume
 
     prefix = "" if run.name else planned_name.rsplit("_", 1)[0] + "_"

@@ -168,3 +168,22 @@ def check_shared_storage(path: str | os.PathLike[str], num_nodes: int,
 
 __all__ = ["ASSUME_SHARED_ENV", "DEFAULT_MIN_FREE_GB", "check_shared_storage", "check_storage",
            "filesystem_of"]
+
+
+def _holds_experiment(directory: Path) -> bool:
+    """Whether an earlier run left a Tune experiment here (its state, not just our files)."""
+    return (directory / "tuner.pkl").exists() or any(directory.glob("experiment_state-*.json"))
+
+
+def fresh_experiment_name(storage_path: str | os.PathLike[str], name: str) -> str:
+    """``name``, or ``name-2``, ``name-3``, ... when an earlier run already holds ``name``.
+
+    A run without ``--resume`` never puts its trials beside another run's in one directory;
+    continuing that one is ``--resume`` (``run_config.resume``).
+    """
+    root = Path(os.path.abspath(os.path.expanduser(os.fspath(storage_path))))
+    candidate, n = name, 1
+    while _holds_experiment(root / candidate):
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
