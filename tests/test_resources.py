@@ -120,3 +120,18 @@ def test_backend_modules_do_not_import_ray() -> None:
     code = ("import sys, itwinai_ray.tuning.resources, itwinai_ray.tuning.ray_backend; "
             "assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_local_ray_is_sized_so_that_one_trial_fits(monkeypatch) -> None:
+    """Issue 15, part 3: 2 workers x 1 CPU (+0.01) on a 2-core laptop starts a local Ray of 3
+    logical CPUs; a named cluster or an explicit num_cpus is left as it is."""
+    from itwinai_ray.tuning.resources import size_local_ray, trial_need
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    need = trial_need(2, {"CPU": 1}, False)
+    ray_init, line = size_local_ray({}, need, cpu_count=2)
+    assert ray_init == {"num_cpus": 3} and "3 logical CPUs" in line and "2.01 CPU" in line
+    assert size_local_ray({}, trial_need(1, None, False), cpu_count=2) == ({}, None)
+    assert size_local_ray({"num_cpus": 2}, need, cpu_count=2) == ({"num_cpus": 2}, None)
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert size_local_ray({}, need, cpu_count=2) == ({}, None)

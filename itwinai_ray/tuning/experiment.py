@@ -9,11 +9,13 @@ to Ray, the backend run, the ranked results and ``results.json``.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import TrialsFailedError
+from . import resources as res
 from .context import WorkerFn
 from .results import HPOResults
 from .settings import RunSettings, ScalingSettings, TorchSettings, TuneSettings
@@ -64,7 +66,12 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
     storage = run.resolved_storage_path()
     check_storage(storage, run.min_free_disk_gb)  # before Ray starts
     name, resume = resume_target(storage, plan.name, run)
-    started = ray_backend.ensure_ray(**dict(ray_init or {}))
+    ray_init, sized = res.size_local_ray(
+        ray_init or {}, res.trial_need(scaling.num_workers, scaling.resources_per_worker,
+                                       scaling.use_gpu), os.cpu_count())
+    if sized:
+        log.info("%s", sized)
+    started = ray_backend.ensure_ray(**ray_init)
     try:
         grid = ray_backend.run_experiment(
             worker_fn, plan.space,

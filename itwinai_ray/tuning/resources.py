@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Mapping
+from typing import Any
 
 from itwinai_ray.errors import ConfigurationError, ResourceError
 
@@ -198,3 +200,24 @@ def max_concurrent_trials(
 def _fmt(res: Mapping[str, float], keys: Mapping[str, float] | None = None) -> str:
     names = keys if keys is not None else res
     return ", ".join(f"{float(res.get(k, 0.0)):g} {k}" for k in names)
+
+
+def size_local_ray(ray_init: Mapping[str, Any], need_per_trial: Mapping[str, float],
+                   cpu_count: int | None) -> tuple[dict[str, Any], str | None]:
+    """``ray_init`` for a local Ray that this run starts, sized so that one trial fits.
+
+    Only when no cluster is named (``address``, ``$RAY_ADDRESS``) and ``num_cpus`` is unset:
+    if one trial needs more CPUs than the machine has cores (2 workers x 1 CPU + the trial
+    driver's 0.01 on a 2-core laptop), the local Ray gets that many logical CPUs, at least
+    one trial at a time. Returns the settings and the line to tell the user (or None).
+    """
+    out = dict(ray_init)
+    if out.get("address") or os.environ.get("RAY_ADDRESS") or out.get("num_cpus") is not None:
+        return out, None
+    need = float(need_per_trial.get("CPU", 0.0))
+    cores = cpu_count or 1
+    if need <= cores + _EPS:
+        return out, None
+    out["num_cpus"] = math.ceil(need - _EPS)
+    return out, (f"Local Ray: {out['num_cpus']} logical CPUs on this {cores}-core machine, so "
+                 f"that one trial ({need:g} CPU) fits; set ray_init: {{num_cpus: N}} to choose.")
