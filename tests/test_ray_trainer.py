@@ -146,4 +146,4 @@ def test_trainer_that_reports_itself_is_not_reported_twice(ray_cluster, tmp_path
     for row in results.rows:
         assert row.metrics["custom"] == 7.0
         assert row.epochs == 3, "one report per epoch: the framework did not report again"
-        assert os.path.isfile(os.path.join(row.checkpoint, "checkpoint.pt"))
+        assert os.path.isfile(os.path.join(row.checkpoint, "ckpt.pt"))  # itwinai's name
