@@ -226,6 +226,7 @@ def test_unchanged_itwinai_project_runs_hpo_results_and_best_config(tmp_path) ->
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "import itwinai.torch.trainer: itwinai is not installed" in proc.stderr
+    assert "If you meant 'optim_lr', rename it." in proc.stderr  # learning_rate: said once
     experiment = project / "ray_checkpoints" / "Digits-HPO-Experiment"
     results = json.loads((experiment / "results.json").read_text())
     assert len(results["trials"]) == 2
@@ -247,7 +248,8 @@ def test_unchanged_itwinai_project_runs_hpo_results_and_best_config(tmp_path) ->
 
     best_config = experiment / "best_config.yaml"
     step = yaml.safe_load(best_config.read_text())["hpo_training_pipeline"]["steps"][2]
-    assert step["config"] == {k: results["best"]["config"][k] for k in ("batch_size", "optim_lr")}
+    assert step["config"] == {k: results["best"]["config"][k]
+                              for k in ("batch_size", "learning_rate")}
     assert "ray_search_space" not in step and step["ray_tune_config"]["num_samples"] == 1
     proc = subprocess.run([*cli, "exec-pipeline", "--config", str(best_config), "--pipe-key",
                            "hpo_training_pipeline", "hpo_training_pipeline.steps.2.epochs=1"],

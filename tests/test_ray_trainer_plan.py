@@ -20,10 +20,29 @@ def test_search_space_typo_fails_before_ray_starts(digits_split) -> None:
 
     pipe = load_pipeline(CONFIG, "hpo_pipeline",
                          overrides=["+hpo_pipeline.init_args.steps.2.init_args.search_space"
-                                    ".learning_rate={type: uniform, lower: 0.1, upper: 0.2}"])
-    with pytest.raises(SearchSpaceError, match=r"learning_rate.*Did you mean 'optim_lr'"):
+                                    ".optim_lrr={type: uniform, lower: 0.1, upper: 0.2}"])
+    with pytest.raises(SearchSpaceError, match=r"'optim_lrr' is not read.*Did you mean "
+                                               r"'optim_lr'"):
         pipe.execute()
     assert not ray.is_initialized()
+
+
+def test_a_new_search_space_key_goes_into_the_config_as_in_itwinai(caplog) -> None:
+    """itwinai merges every sampled key into the config (a trainer may read one that only the
+    search space gives); a key far from every known one is accepted with a warning that
+    names the likely intended key (itwinai's own fashion-mnist tutorial tunes learning_rate)."""
+    from itwinai_ray.tuning.trial import apply_trial_values
+
+    trainer = RayTorchTrainer(config={"hidden_size": 8}, ray_search_space={
+        "learning_rate": {"type": "uniform", "lower": 1e-4, "upper": 1e-3},
+        "my_dropout": {"type": "choice", "categories": [0.0, 0.5]}})
+    with caplog.at_level("WARNING", logger="itwinai_ray"):
+        trainer.plan()
+    assert "'learning_rate' is not a setting" in caplog.text
+    assert "If you meant 'optim_lr', rename it." in caplog.text
+    apply_trial_values(trainer, {"my_dropout": 0.5, "epochs": 3, "hidden_size": 16})
+    assert trainer.config.my_dropout == 0.5 and trainer.config.hidden_size == 16
+    assert trainer.epochs == 3 and "epochs" not in trainer.config.known_keys()
 
 
 def test_settings_are_validated_at_construction() -> None:
@@ -67,7 +86,7 @@ def test_itwinai_ray_config_objects_are_accepted() -> None:
     ({"optimizer": {"type": "choice", "categories": ["adam", "sgdd"]}},
      r"Unknown optimizer 'sgdd'.*Did you mean 'sgd'"),
     ({"resume_from_checkpoint": {"type": "choice", "categories": ["a", "b"]}},
-     r"'resume_from_checkpoint' is not read"),
+     r"'resume_from_checkpoint' is an argument of .* that cannot be tuned"),
 ])
 def test_bad_values_fail_before_ray_starts(space, match) -> None:
     import ray

@@ -38,7 +38,7 @@ from ..tuning import search_space
 from ..tuning.experiment import plan_search
 from ..tuning.results import HPOResults
 from ..tuning.settings import RunSettings, ScalingSettings, TorchSettings, TuneSettings, pick
-from ..tuning.trial import attribute_keys, config_keys, run_trainer_in_worker
+from ..tuning.trial import NOT_TUNABLE, attribute_keys, config_keys, run_trainer_in_worker
 from .torch_trainer import TorchTrainer
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,15 @@ class RayTorchTrainer(TorchTrainer):
         target = self.target
         space = search_space.build_search_space(self.search_space)
         in_config, as_attr = config_keys(target), attribute_keys(target)
-        search_space.validate_keys(space, in_config | as_attr, type(target).__name__)
+        plumbing = sorted(set(space) & NOT_TUNABLE)
+        if plumbing:
+            raise ConfigurationError(
+                f"Search-space key {plumbing[0]!r} is an argument of {type(target).__name__} "
+                f"that cannot be tuned (objects and run settings: {', '.join(sorted(NOT_TUNABLE))}"
+                f"). Remove it from the search space.")
+        for line in search_space.new_config_keys(space, in_config | as_attr,
+                                                 type(target).__name__):
+            log.warning("%s", line)
         self._check_values(target, space)
         name = self.run.name or f"{type(target).__name__}_{time.strftime('%Y%m%d-%H%M%S')}"
         if not self.run.resume:  # never into an earlier run's directory

@@ -239,6 +239,38 @@ def validate_keys(space_keys: Iterable[str], known_keys: Iterable[str], where: s
         raise SearchSpaceError("\n".join(problems))
 
 
+def new_config_keys(space_keys: Iterable[str], known_keys: Iterable[str],
+                    where: str) -> list[str]:
+    """Keys a trainer does not declare, which a trial adds to its config (as itwinai does).
+
+    A trainer may read a key that only the search space provides (``self.config.my_key``),
+    so such a key is not an error; one that is a near spelling of a key the trainer reads
+    (``optim_lrr``) is. Returns one warning line per new key, naming the likely intended key.
+
+    Raises:
+        SearchSpaceError: a near misspelling of a known key.
+    """
+    known = sorted(set(known_keys))
+    warnings_, typos = [], []
+    for key in space_keys:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        if close:
+            typos.append(f"Search-space key {key!r} is not read by {where}. Did you mean "
+                         f"{close[0]!r}?")
+            continue
+        matches = _suggest(key, known)
+        hint = f" If you meant {' or '.join(repr(m) for m in matches)}, rename it." \
+            if matches else ""
+        warnings_.append(f"Search-space key {key!r} is not a setting {where} declares: each "
+                         f"trial adds it to the trainer's config (self.config.{key}), as "
+                         f"itwinai does; it changes nothing unless the trainer reads it.{hint}")
+    if typos:
+        raise SearchSpaceError("\n".join(typos))
+    return warnings_
+
+
 def _fmt(x: Any) -> str:
     return f"{x:g}" if isinstance(x, float) else repr(x)
 
@@ -308,4 +340,4 @@ def count_grid_points(space: Mapping[str, Any]) -> int:
 
 
 __all__ = ["TYPES", "build_search_space", "count_grid_points", "describe", "grid_keys",
-           "to_grid", "validate_keys"]
+           "new_config_keys", "to_grid", "validate_keys"]

@@ -46,12 +46,12 @@ def attribute_keys(trainer: TorchTrainer) -> set[str]:
         for p in inspect.signature(init).parameters.values():
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
                 names.add(p.name)
-    return {n for n in names if n not in _NOT_TUNABLE and hasattr(trainer, n)
+    return {n for n in names if n not in NOT_TUNABLE and hasattr(trainer, n)
             and isinstance(getattr(trainer, n), (int, float, str, bool, type(None)))}
 
 
 #: Constructor arguments that are objects or plumbing, never hyperparameters.
-_NOT_TUNABLE = {"config", "trainer", "model", "strategy", "logger", "metrics", "name",
+NOT_TUNABLE = {"config", "trainer", "model", "strategy", "logger", "metrics", "name",
                 "checkpoints_location", "resume_from_checkpoint", "scaling_config",
                 "tune_config", "run_config", "search_space", "ray_init", "ray_scaling_config",
                 "ray_tune_config", "ray_run_config", "ray_search_space", "from_checkpoint",
@@ -60,14 +60,15 @@ _NOT_TUNABLE = {"config", "trainer", "model", "strategy", "logger", "metrics", "
 
 
 def apply_trial_values(trainer: TorchTrainer, values: Mapping[str, Any]) -> None:
-    """Merge sampled values: config keys into the config, the rest onto attributes."""
-    in_config = config_keys(trainer)
-    config_update = {k: v for k, v in values.items() if k in in_config}
+    """Merge sampled values: config keys into the config, constructor attributes onto the
+    trainer, and any other key into the config as a new key (as itwinai does)."""
+    as_attr = attribute_keys(trainer) - config_keys(trainer)
+    config_update = {k: v for k, v in values.items() if k not in as_attr}
     if config_update:
         merged = {**trainer.config.model_dump(), **config_update}
         trainer.config = type(trainer.config)(**merged)
     for key, value in values.items():
-        if key not in in_config:
+        if key in as_attr:
             setattr(trainer, key, value)
 
 
