@@ -56,10 +56,13 @@ def write_best_config(results: HPOResults, config: Mapping[str, Any], pipe_key: 
     if location is None:
         log.warning("No RayTorchTrainer step found in '%s': best config not written.", pipe_key)
         return None
+    from .trial import attribute_keys, config_keys
+
     target = trainer.target
     values = results.best_config
-    config_keys = [k for k in values if k in target.config.known_keys()]
-    best = best_pipeline_config(config, location, values, config_keys,
+    as_attr = attribute_keys(target) - config_keys(target)  # as apply_trial_values merges
+    in_config = [k for k in values if k not in as_attr]
+    best = best_pipeline_config(config, location, values, in_config,
                                 unwrap=trainer.trainer is not None)
     path = Path(path or Path(results.experiment_path or ".") / "best_config.yaml")
     return write_yaml(best, path)
