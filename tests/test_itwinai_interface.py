@@ -572,3 +572,21 @@ def test_a_directory_named_itwinai_is_not_itwinai(tmp_path, monkeypatch) -> None
     (tmp_path / "itwinai").mkdir()  # e.g. a checkout in the working directory
     monkeypatch.syspath_prepend(str(tmp_path))
     assert not itwinai_compat.real_itwinai_available()
+
+
+def test_which_processes_count_as_started_by_a_launcher() -> None:
+    """torchrun and srun steps do; an sbatch script's own process does not, although SLURM
+    sets SLURM_NTASKS there too (seen on the real SLURM of tests/test_slurm.py)."""
+    from itwinai_ray.distributed.ddp import launched_with_several_processes as launched
+
+    assert launched({"WORLD_SIZE": "2", "RANK": "0"})
+    assert launched({"SLURM_NTASKS": "2", "SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "2"})
+    assert not launched({"SLURM_NTASKS": "2", "SLURM_PROCID": "0"})  # the batch script
+    assert not launched({"WORLD_SIZE": "1"}) and not launched({})
+
+
+def test_a_wrapped_trainer_trains_once_without_ray_settings(digits_split) -> None:
+    """RayTorchTrainer(trainer=...) with no Ray setting runs the wrapped trainer's lifecycle."""
+    wrapper = RayTorchTrainer(trainer=Digits(epochs=1, strategy="none", save_best=False))
+    *_, model = wrapper.execute(*_split(digits_split))
+    assert isinstance(model, torch.nn.Module) and len(wrapper.trainer.history) == 1

@@ -69,9 +69,11 @@ class TorchDDPStrategy(TorchDistributedStrategy):
 
 
 def launched_with_several_processes(environ: dict[str, str] | None = None) -> bool:
-    """Whether a launcher (torchrun, srun) started more than one process for this job."""
+    """Whether a launcher started this process as one of several: torchrun (``WORLD_SIZE``)
+    or an srun step (``SLURM_STEP_NUM_TASKS``). A batch script's own process is not one,
+    although ``SLURM_NTASKS`` is set there too (checked on a real SLURM)."""
     env = os.environ if environ is None else environ
-    for key in ("WORLD_SIZE", "SLURM_NTASKS"):
+    for key in ("WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
         try:
             if int(env.get(key, "1")) > 1:
                 return True

@@ -225,8 +225,9 @@ class RayTorchTrainer(TorchTrainer):
     def target_lifecycle(self, *datasets: Any) -> tuple[Any, Any, Any, Any]:
         """The tuned trainer's own lifecycle, run once here (TorchTrainer's ``execute``)."""
         target = self.target
-        runner = TorchTrainer.execute if isinstance(target, RayTorchTrainer) else target.execute
-        return runner(target, *datasets)
+        if isinstance(target, RayTorchTrainer):  # this class, or a subclass: not its HPO
+            return TorchTrainer.execute(target, *datasets)
+        return target.execute(*datasets)
 
     def _save_pipeline_source(self, name: str) -> None:
         if self.pipeline_source is None or (self.run.resume and not self.run.name):
