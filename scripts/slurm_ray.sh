@@ -127,16 +127,29 @@ ray_node() {
     exec ray start "${args[@]}"
 }
 
-# Kill this job's leftover Ray processes on this node (those under its per-job temp dirs):
-# SIGTERM, up to $1 seconds (default 5) to exit, then SIGKILL.
+# This job's Ray processes on this node: those under its per-job temp dirs, and the
+# multiprocessing forkserver of Ray's dashboard, whose command line names no directory (found
+# by this job's id in its environment; it can outlive a head that failed to start).
+ray_job_pids() {
+    local pid
+    pgrep -u "$(id -u)" -f -- "$_RAY_JOB_TMP_PREFIX" | grep -vx "$$"
+    for pid in $(pgrep -u "$(id -u)" -f -- "multiprocessing.forkserver"); do
+        tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null \
+            | grep -qx "SLURM_JOB_ID=${SLURM_JOB_ID:-none}" && echo "$pid"
+    done
+    return 0
+}
+
+# Kill this job's leftover Ray processes on this node: SIGTERM, up to $1 seconds (default 5)
+# to exit, then SIGKILL.
 ray_node_sweep() {
     local pids pid grace="${1:-5}"
     for sig in TERM KILL; do
-        pids=$(pgrep -u "$(id -u)" -f -- "$_RAY_JOB_TMP_PREFIX" | grep -vx "$$" || true)
+        pids=$(ray_job_pids)
         [[ -z "$pids" ]] && break
         for pid in $pids; do kill -s "$sig" "$pid" 2>/dev/null; done
         [[ "$sig" == TERM ]] && for _ in $(seq $((grace * 4))); do
-            pids=$(pgrep -u "$(id -u)" -f -- "$_RAY_JOB_TMP_PREFIX" | grep -vx "$$" || true)
+            pids=$(ray_job_pids)
             [[ -z "$pids" ]] && break
             sleep 0.25
         done
@@ -145,7 +158,7 @@ ray_node_sweep() {
     return 0
 }
 
-_NODE_FUNCS="$(declare -f ray_node_ip ray_free_ports ray_node ray_node_sweep)"
+_NODE_FUNCS="$(declare -f ray_node_ip ray_free_ports ray_node ray_job_pids ray_node_sweep)"
 
 # ------------------------------------------------------------------ batch side
 _tail() { [[ -f "$1" ]] && { echo "--- last lines of $1:"; tail -n "${2:-30}" "$1"; echo "---"; }; }
