@@ -103,3 +103,12 @@ def run_epoch(trainer: Any, loader: Any, step_fn: Any, prefix: str) -> torch.Ten
     trainer.epoch_metrics.update(reduced)
     trainer._tracker = MetricTracker(None)  # compute_metrics outside an epoch: values only
     return torch.tensor(reduced[f"{prefix}_loss"])
+
+
+def evaluate_epoch(trainer: Any, loader: Any, step_fn: Any, prefix: str) -> torch.Tensor | None:
+    """A validation or test pass: eval mode, no gradients; None without a loader."""
+    if loader is None:
+        return None
+    trainer.model.eval()
+    with torch.no_grad():
+        return run_epoch(trainer, loader, step_fn, prefix)

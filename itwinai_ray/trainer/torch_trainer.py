@@ -31,7 +31,7 @@ from ..config.training import TrainingConfiguration, make_training_config
 from ..distributed import Strategy, get_strategy
 from ..errors import ConfigurationError
 from . import factories
-from .epochs import absorb, call_epoch_hook, run_epoch, to_device
+from .epochs import absorb, call_epoch_hook, evaluate_epoch, run_epoch, to_device
 from .itwinai_args import ACCEPTED_ARGS, check_arguments, checked_checkpoint
 from .metrics import MetricTracker
 from .saving import (
@@ -459,19 +459,11 @@ class TorchTrainer(Trainer):
 
     def validation_epoch(self, epoch: int | None = None) -> torch.Tensor | None:
         """One pass over the validation data (None without one); ``val_*`` metrics."""
-        if self.validation_dataloader is None:
-            return None
-        self.model.eval()
-        with torch.no_grad():
-            return run_epoch(self, self.validation_dataloader, self.validation_step, "val")
+        return evaluate_epoch(self, self.validation_dataloader, self.validation_step, "val")
 
     def test_epoch(self, epoch: int | None = None) -> torch.Tensor | None:
         """One pass over the test data (None without one); ``test_*`` metrics."""
-        if self.test_dataloader is None:
-            return None
-        self.model.eval()
-        with torch.no_grad():
-            return run_epoch(self, self.test_dataloader, self.test_step, "test")
+        return evaluate_epoch(self, self.test_dataloader, self.test_step, "test")
 
     def update_metrics(self, pred: Any, target: Any) -> dict[str, float]:
         """Feed one batch to the user metrics (call from custom train/validation steps)."""
