@@ -73,6 +73,7 @@ def _run_exec_pipeline(args: argparse.Namespace) -> int:
                              steps=args.steps)
     if getattr(args, "resume", False):
         _set_resume(pipeline)
+    _set_output(pipeline, _output_level(args))
     _remember_source(pipeline, args, overrides)
     logger.info("Executing pipeline '%s' from %s", args.pipe_key, args.config)
     output = pipeline.execute()
@@ -106,6 +107,31 @@ def _set_resume(pipeline: Any) -> None:
                                  "whose experiment could be resumed.")
     for step in steps:
         step.run = dataclasses.replace(step.run, resume=step.run.resume or True)
+
+
+def _output_level(args: argparse.Namespace) -> int:
+    """-1 (``-q``: only the results), 0 (default: Ray's output in log files), 1 (``-v``)."""
+    return 1 if getattr(args, "verbose", False) else -1 if getattr(args, "quiet", False) else 0
+
+
+def _output_settings(level: int, verbose: int, progress: bool) -> dict[str, Any]:
+    """``run_config`` verbose/progress for the CLI's ``-v``/``-q`` (which win over the YAML)."""
+    if level > 0:
+        return {"verbose": max(verbose, 1), "progress": progress}
+    return {"verbose": verbose, "progress": progress and level == 0}
+
+
+def _set_output(pipeline: Any, level: int) -> None:
+    """-v / -q: every HPO step (one with RunSettings) shows Ray's output / no progress."""
+    import dataclasses
+
+    from .tuning.settings import RunSettings
+
+    for step in getattr(pipeline, "steps", []):
+        run = getattr(step, "run", None)
+        if level and isinstance(run, RunSettings):
+            step.run = dataclasses.replace(
+                run, **_output_settings(level, run.verbose, run.progress))
 
 
 def _report_hpo(output: Any, pipeline: Any, args: argparse.Namespace,
@@ -199,6 +225,9 @@ def _run_tune(args: argparse.Namespace) -> int:
         resources["gpu"] = args.gpus_per_trial
     if args.num_cpus is not None:
         ray_init["num_cpus"] = args.num_cpus
+    if _output_level(args):
+        run_config.update(_output_settings(_output_level(args), run_config.get("verbose", 0),
+                                           run_config.get("progress", True)))
     results = pipeline_hpo.tune_pipeline(
         args.config, pipe_key=args.pipe_key, search_space=hpo["search_space"],
         tune_config=tune_config, resources_per_trial=resources, run_config=run_config,
@@ -223,6 +252,9 @@ def _print_results(results: Any) -> None:
     results.print_table(console)
     experiment = Path(results.experiment_path or ".")
     print(f"{results.summary()}\nResults: {experiment / 'results.json'}")
+    if (experiment / "logs").is_dir():
+        print(f"Logs: {experiment / 'logs'} (Ray), and worker-<rank>.log in each trial's "
+              f"directory")
 
 
 _TUNE_EXAMPLES = """\
@@ -321,8 +353,12 @@ COMMANDS: tuple[Command, ...] = (
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per row of :data:`COMMANDS`."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="log at DEBUG level and show tracebacks of wrapped errors")
+    loudness = common.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                          help="log at DEBUG level, show tracebacks of wrapped errors and "
+                               "Ray's own output (run_config.verbose: 1)")
+    loudness.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                          help="show only warnings, errors and the results (no progress)")
     parser = argparse.ArgumentParser(
         prog="itwinai-ray",
         description="HPO of PyTorch pipelines on Ray, driven by itwinai-style YAML files.",
@@ -344,9 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(level: int) -> None:
     package_logger = logging.getLogger("itwinai_ray")
-    package_logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    package_logger.setLevel({1: logging.DEBUG, -1: logging.WARNING}.get(level, logging.INFO))
     if not package_logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -360,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
-    _setup_logging(verbose)
+    _setup_logging(_output_level(args))
     from . import itwinai_compat
 
     itwinai_compat.install()  # user code written for itwinai runs unchanged (if itwinai is absent)

@@ -167,3 +167,19 @@ def test_unwritable_storage_through_the_cli_is_one_line_exit_2(capsys) -> None:
     assert code == 2 and "Traceback" not in err
     assert "error: storage_path '/proc/nope/runs' cannot be created: No such file" in err, err
     assert not ray.is_initialized()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_local_ray_too_small_for_one_trial_names_the_ray_init_fix(tmp_path) -> None:
+    """Issue 15, part 3: the demo's 2-worker trials on a local Ray of 1 logical CPU. The
+    one-line error names the need, the capacity and the ray_init setting that fixes it."""
+    hpo = ROOT / "tutorials" / "00-digits-pipeline" / "hpo.yaml"
+    code, errors, stderr = _cli(
+        tmp_path, hpo, f"run_dir={tmp_path / 'runs'}",
+        "training_pipeline.init_args.steps.2.init_args.ray_init.num_cpus=1")
+    assert code == 2 and "Traceback" not in stderr, stderr
+    assert len(errors) == 1, stderr
+    assert "One trial needs 2.01 CPU" in errors[0] and "the cluster has 1 CPU" in errors[0]
+    assert "set ray_init: {num_cpus: 3} (or more)" in errors[0], errors[0]
+    assert not list((tmp_path / "runs").glob("*/_trial_fn_*"))  # no trial ran

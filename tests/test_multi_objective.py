@@ -54,6 +54,7 @@ def test_hpo_results_report_the_front(tmp_path):
     assert results.objectives == [("loss", "min"), ("size", "min")]
     assert sorted(r.trial_id for r in results.pareto_front()) == ["t0", "t1", "t3"]
     assert results.table()[0] == {"rank": 1, "trial_id": "t3", "x": 3, "loss": 0.2,
+                                  "best": 0.2, "best_epoch": 2, "last": 0.2,
                                   "size": 900.0, "epochs": 2, "status": "finished"}
     data = json.loads(results.to_json())
     assert data["objectives"] == [["loss", "min"], ["size", "min"]]

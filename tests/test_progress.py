@@ -38,8 +38,8 @@ def test_counts_best_and_eta() -> None:
     state.time_budget_s = 100.0  # the budget ends first
     assert state.eta(now=160.0) == pytest.approx(40.0)
     assert format_line(state, now=160.0) == (
-        "[hpo 0:01:00] 2 pending, 1 running, 1 finished (1/4 done) | best loss (min): "
-        "0.5 (trial b) | ETA 0:00:40")
+        "[hpo 0:01:00] 2 pending, 1 running, 1 finished (1/4 done) | best loss (min, best "
+        "epoch): 0.5 (trial b) | ETA 0:00:40")
     maxed = ProgressState(metric="acc", mode="max")
     maxed.result("x", 1, {"acc": 0.1})
     maxed.result("y", 1, {"acc": 0.7})

@@ -108,7 +108,7 @@ def test_stop_conditions_follow_the_metric_direction() -> None:
 def test_reliability_settings_defaults_and_ray_objects() -> None:
     run = RunSettings()
     assert (run.max_failures, run.worker_max_failures, run.fail_fast, run.resume) == (
-        0, 0, False, False)
+        0, 0, "auto", False)  # fail_fast: auto is the default (issue 15.7)
     assert TuneSettings.from_any({"stop": {"val_loss": 0.1}}).stop == {"val_loss": 0.1}
     from ray.tune import FailureConfig, RunConfig
 

@@ -135,3 +135,18 @@ def test_a_local_ray_is_sized_so_that_one_trial_fits(monkeypatch) -> None:
     assert size_local_ray({"num_cpus": 2}, need, cpu_count=2) == ({"num_cpus": 2}, None)
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
     assert size_local_ray({}, need, cpu_count=2) == ({}, None)
+
+
+def test_a_local_ray_too_small_names_the_ray_init_fix() -> None:
+    """Issue 15, part 3: for a local Ray this run started, the infeasibility error also names
+    the ray_init setting that fixes it (a named cluster keeps the plain error)."""
+    from itwinai_ray.tuning.resources import local_ray_hint, trial_need
+
+    need = trial_need(2, {"CPU": 1}, False)  # 2.01 CPU
+    assert local_ray_hint({"num_cpus": 2}, need) == (
+        "This run started a local Ray with ray_init {'num_cpus': 2}: set ray_init: "
+        "{num_cpus: 3} (or more) so that one trial fits.")
+    gpu = trial_need(2, {"CPU": 1, "GPU": 1}, True)
+    assert "{num_cpus: 3, num_gpus: 2}" in local_ray_hint({"num_cpus": 1, "num_gpus": 1}, gpu)
+    assert local_ray_hint({"num_cpus": 4}, need) is None  # CPUs were not the problem
+    assert local_ray_hint({}, need) is None  # sized by size_local_ray

@@ -91,7 +91,8 @@ def _results_json(path, capsys):
 @pytest.mark.timeout(300)
 def test_results_table_best_is_the_result_grids_best(experiments, capsys) -> None:
     path, grid, _ = experiments["tiny"]
-    best = grid.get_best_result(metric="loss", mode="min")
+    # scope "all" is Ray's name for the default scope "best" (each trial's best report)
+    best = grid.get_best_result(metric="loss", mode="min", scope="all")
     data = _results_json(path, capsys)
     assert data["trials"][0]["trial_id"] == best.metrics["trial_id"]
     assert data["best"]["config"] == {"lr": best.config["lr"]} == {"lr": BEST_LR}
@@ -112,7 +113,8 @@ def test_results_table_best_is_the_result_grids_best(experiments, capsys) -> Non
     # the other formats carry the same ranking; the table names the best values as YAML
     assert main(["results", str(path), "--format", "csv"]) == 0
     csv_lines = capsys.readouterr().out.splitlines()
-    assert csv_lines[0].startswith("rank,trial_id,lr,loss,epochs,status,stopped_early")
+    assert csv_lines[0].startswith(
+        "rank,trial_id,lr,loss,best,best_epoch,last,epochs,status,stopped_early")
     assert csv_lines[1].split(",")[1] == best.metrics["trial_id"]
     assert main(["results", str(path), "--format", "markdown"]) == 0
     md = capsys.readouterr().out.splitlines()
@@ -250,8 +252,8 @@ def test_progress_lines_from_real_tune_events(experiments) -> None:
     finished = sum(1 for r in grid if r.error is None) - stopped
     assert f"0 running, {finished} finished, {stopped} stopped, 1 errored " \
            f"({len(LRS)}/{len(LRS)} done)" in last
-    best = grid.get_best_result(metric="loss", mode="min")
-    match = re.search(r"best loss \(min\): (\S+) \(trial (\S+)\)", last)
+    best = grid.get_best_result(metric="loss", mode="min", scope="all")
+    match = re.search(r"best loss \(min, best epoch\): (\S+) \(trial (\S+)\)", last)
     assert match and float(match.group(1)) == pytest.approx(best.metrics["loss"], rel=1e-3)
     assert match.group(2) == best.metrics["trial_id"]
     assert "ETA 0:00:00" in last

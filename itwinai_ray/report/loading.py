@@ -21,7 +21,8 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..tuning.progress import end_state
-from ..tuning.results import HPOResults, TrialRow, _finite
+from ..tuning.results import HPOResults, TrialRow, read_history
+from ..tuning.scope import Scope
 
 logger = logging.getLogger(__name__)
 
@@ -78,22 +79,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def read_history(trial_dir: Path) -> list[dict[str, Any]]:
-    """Every report of a trial (``result.json``); a cut-off last line is skipped."""
-    rows = []
-    try:
-        lines = (trial_dir / "result.json").read_text().splitlines()
-    except OSError:
-        return rows
-    for line in lines:
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                logger.debug("Skipping an unreadable line of %s/result.json", trial_dir)
-    return rows
 
 
 def _trial_states(path: Path) -> dict[str, tuple[str, str]]:
@@ -164,6 +149,7 @@ def load_experiment(path: str | Path, metric: str | None = None,
     metrics = metric_ if isinstance(metric_, list) else [metric_]
     modes = mode_ if isinstance(mode_, list) else [mode_] * len(metrics)
     states = _trial_states(path)
+    scope = Scope.parse(meta.get("scope"))  # older experiments: the default
     trial_dirs = sorted(d for d in path.iterdir()
                         if d.is_dir() and ((d / "params.json").is_file() or d.name in states))
     histories = {d.name: read_history(d) for d in trial_dirs}
@@ -184,19 +170,22 @@ def load_experiment(path: str | Path, metric: str | None = None,
             status = "error"
         elif tune_status in _UNFINISHED:
             status = _UNFINISHED[tune_status]
+        elif epochs == 0 and tune_status == "TERMINATED":
+            status = "not started"  # the experiment ended first (fail_fast, time budget)
         elif not tune_status and not last.get("done"):
             status = "unfinished"  # no state file, and it did not end
         else:
             ended = end_state(bool(last.get("done")), epochs, max_iter)
             status = "stopped early" if ended == "stopped" else "finished"
         by_id[trial_id] = history
-        rows.append(TrialRow(
-            trial_id=trial_id, config=config, metric=_finite(last.get(metrics[0])),
-            epochs=epochs, status=status, checkpoint=_latest_checkpoint(d), path=str(d),
+        rows.append(TrialRow.scored(
+            history, metrics[0], modes[0], scope, str(d),
+            trial_id=trial_id, config=config, epochs=epochs, status=status,
+            checkpoint=_latest_checkpoint(d),
             metrics={k: v for k, v in last.items() if isinstance(v, (int, float, str))},
             error=error, traceback=traceback))
     objectives = list(zip(metrics, modes)) if len(metrics) > 1 else []
-    results = HPOResults(metric=metrics[0], mode=modes[0], rows=rows,
+    results = HPOResults(metric=metrics[0], mode=modes[0], rows=rows, scope=str(scope),
                          experiment_path=str(path), max_epochs=max_iter, objectives=objectives)
     results.rows = results.ranked()
     keys = param_keys or sorted({k for r in rows for k in r.config})

@@ -1,14 +1,15 @@
 """Ray classes of :mod:`itwinai_ray.tuning.ray_backend` (built lazily: no Ray import here).
 
-- ``ForwardReports`` (Train ``UserCallback``, on the Train controller): hands each report to
-  the trial through a :class:`Mailbox` of size 1 (kept in the registry actor: no actor
+- ``ForwardReports`` (Train ``UserCallback``, on the Train controller): hands each report (the
+  first with the controller's handle) to the trial through a :class:`Mailbox` of size 1 (kept in the registry actor: no actor
   process per trial), or a ``ray.util.queue.Queue`` of size 1 without a registry.
 - ``Registry`` (a 0-CPU named actor, one per experiment): which placement groups and Train
   run directories each trial created. Rank 0 registers its worker group's placement group
   as soon as it starts (before training), the trial registers its Train run directory
   before ``fit()``.
 - ``ReleaseTrialResources`` (Tune ``Callback``, on the driver): when a trial stops running
-  it asks the registry for that trial's entries, removes the placement groups (Ray issue
+  it takes that trial's entries from the registry and, :data:`RELEASE_GRACE_S` later (the
+  trial stops its Train run in order first), removes the placement groups (Ray issue
   #54305: a stopped trial kills the Train controller before it removes its group, and the
   only other cleaner needs the dashboard) and deletes the Train run directories (Tune holds
   its own copies of every re-reported checkpoint).
@@ -28,6 +29,8 @@ from itwinai_ray._fs import remove_tree
 logger = logging.getLogger(__name__)
 
 REGISTRY_PREFIX = "itwinai_ray_pg_registry_"
+#: How long after a trial stops its leftovers are released (it stops its run in order first).
+RELEASE_GRACE_S = 30.0
 _REGISTRY_TIMEOUT_S = 30.0
 
 
@@ -50,20 +53,26 @@ def ray_classes() -> tuple[type, type, Any]:
           block in ``ray.train.report`` on their own result queue of size 1, so Train runs at
           most one report ahead of Tune (Train's checkpoint retention relies on it) and a
           trial that the scheduler stops has not trained far beyond its last result;
-        - the controller loop already blocks (``poll_status`` waits on the workers), and
-          nothing else calls the controller during ``fit()`` here: ``fit`` runs in a
-          non-main thread, so Train installs no SIGINT handler that would call ``abort``;
-          Tune stops a trial by killing the trial actor, which the controller fate-shares;
+        - the controller loop already blocks (``poll_status`` waits on the workers); the one
+          other call, ``abort`` when Tune stops the trial, comes while the trial keeps taking
+          reports, so a blocked ``put`` returns and the loop gets to it
+          (``_ray_trial._stop_train_run``);
         - it cannot hang forever: when the trial stops consuming it shuts the queue down,
           ``put`` then raises and the controller fails the run.
         """
 
         def __init__(self, queue: Any) -> None:
             self._queue = queue
+            self._sent_handle = False
 
         def after_report(self, run_context: Any, metrics: list[dict[str, Any]],
                          checkpoint: Any) -> None:
-            self._queue.put((dict(metrics[0]) if metrics else {}, checkpoint))
+            # The first report also carries this controller's handle: the trial stops its
+            # Train run in order with it (see _ray_trial._stop_train_run).
+            handle = None
+            if not self._sent_handle:
+                handle, self._sent_handle = ray.get_runtime_context().current_actor, True
+            self._queue.put((dict(metrics[0]) if metrics else {}, checkpoint, handle))
 
     @ray.remote(num_cpus=0)
     class Registry:
@@ -141,17 +150,38 @@ def ray_classes() -> tuple[type, type, Any]:
             return out
 
     class ReleaseTrialResources(ray.tune.Callback):
-        """Removes a stopped trial's worker placement groups and Train run directories."""
+        """Removes a stopped trial's worker placement groups and Train run directories.
+
+        A trial that stops in order ends its own Train run first (the controller removes its
+        placement group), so the entries are taken from the registry when the trial stops
+        but released only :data:`RELEASE_GRACE_S` later: removing the group under a live
+        worker group would fail it (worker-group errors in Ray's logs). Then the release
+        is a no-op, unless the trial process was killed before it could stop its run.
+        """
 
         def __init__(self, registry_name: str, namespace: str | None) -> None:
             self._name, self._namespace = registry_name, namespace
             self._started: set[str] = set()  # trials that may have registered something
+            self._due: list[tuple[float, Any]] = []  # (when, registry entry) to release
 
         def _release(self, trial: Any) -> None:
+            import time
+
             self._started.discard(trial.trial_id)
             entry = registry_call(self._name, self._namespace, "pop", trial.trial_id)
-            if entry:
-                release(*entry)
+            if entry and any(entry):
+                self._due.append((time.monotonic() + RELEASE_GRACE_S, entry))
+
+        def _release_due(self, everything: bool = False) -> None:
+            import time
+
+            now, due = time.monotonic(), []
+            for when, entry in self._due:
+                if everything or when <= now:
+                    release(*entry)
+                else:
+                    due.append((when, entry))
+            self._due = due
 
         def on_trial_start(self, iteration: int, trials: list, trial: Any,
                            **info: Any) -> None:
@@ -170,8 +200,10 @@ def ray_classes() -> tuple[type, type, Any]:
                     self._started.add(trial.trial_id)  # also a reused actor (no start hook)
                 elif trial.trial_id in self._started:
                     self._release(trial)
+            self._release_due()
 
         def on_experiment_end(self, trials: list, **info: Any) -> None:
+            self._release_due(everything=True)
             release_all(self._name, self._namespace)
 
     return ForwardReports, ReleaseTrialResources, Registry

@@ -41,8 +41,11 @@ class Observers:
 
 def start(experiment_dir: str | Path, name: str, *, metric: Any, mode: Any,
           num_samples: int, time_budget_s: float | None, param_keys: list[str],
-          max_iterations: int | None, progress: bool, mlflow: Any) -> Observers:
-    """Write the experiment's metadata, open the MLflow parent run, build the callbacks."""
+          max_iterations: int | None, progress: bool, mlflow: Any,
+          terminal: Any = None, scope: str = "best") -> Observers:
+    """Write the experiment's metadata, open the MLflow parent run, build the callbacks.
+
+    ``terminal``: where the progress view writes (default: ``sys.stdout`` when it writes)."""
     from ._ray_mlflow import mlflow_callback_class
     from ._ray_progress import make_progress_callback
 
@@ -53,7 +56,8 @@ def start(experiment_dir: str | Path, name: str, *, metric: Any, mode: Any,
     first_mode = mode[0] if isinstance(mode, (list, tuple)) else mode
     if progress:
         obs.progress = make_progress_callback(first_metric, first_mode, num_samples,
-                                              time_budget_s, max_iterations)
+                                              time_budget_s, max_iterations,
+                                              stream=terminal, scope=scope)
         obs.callbacks.append(obs.progress)
     if settings.enabled:
         obs.runs = ExperimentRuns(settings, experiment_dir, name, params={
@@ -63,7 +67,7 @@ def start(experiment_dir: str | Path, name: str, *, metric: Any, mode: Any,
         obs.callbacks.append(mlflow_callback_class()(obs.runs, param_keys, max_iterations))
     meta = {"name": name, "metric": metric, "mode": mode, "num_samples": num_samples,
             "time_budget_s": time_budget_s, "max_iterations": max_iterations,
-            "param_keys": param_keys, "mlflow": None}
+            "param_keys": param_keys, "scope": scope, "mlflow": None}
     if obs.runs is not None:
         meta["mlflow"] = {"tracking_uri": obs.runs.settings.tracking_uri,
                           "experiment_name": obs.runs.settings.experiment_name}

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from .progress import ProgressState, ProgressView, end_state
+from .scope import Scope
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +82,8 @@ def progress_callback_class() -> type:
 
 def make_progress_callback(metric: str | None, mode: str | None, num_samples: int | None,
                            time_budget_s: float | None, max_iterations: int | None = None,
-                           **view_kwargs: Any) -> Any:
+                           scope: str = "best", **view_kwargs: Any) -> Any:
     """A ready ``ProgressCallback`` with a fresh state and view."""
     state = ProgressState(metric=metric, mode=mode, total=num_samples,
-                          time_budget_s=time_budget_s)
+                          time_budget_s=time_budget_s, scope=Scope.parse(scope))
     return progress_callback_class()(ProgressView(state, **view_kwargs), max_iterations)

@@ -14,7 +14,9 @@ What this module adds before ``ray.init``:
 - the token file (``$RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) created, or tightened,
   to mode 0600 in a 0700 directory; a token given as ``$RAY_AUTH_TOKEN`` is left as it is;
 - a fresh session root of mode 0700 (``ir-XXXXXXXX`` under ``$RAY_TMPDIR`` or the
-  system temp dir), so Ray's 0777 directories inside it cannot be reached by others.
+  system temp dir), so Ray's 0777 directories inside it cannot be reached by others;
+- no orphans (:mod:`._ray_reaper`): a watchdog stops the instance's processes and removes the
+  root when the driver is killed, and each start reaps the roots of killed drivers.
 
 The dashboard is bound to 127.0.0.1 by ``ensure_ray``. No Ray import here.
 """
@@ -29,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 from itwinai_ray._fs import remove_tree
+from itwinai_ray.tuning import _ray_reaper
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +81,26 @@ def secure_local_start() -> str:
     base = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
     # Mode 0700. Short names: Ray's unix socket paths below it (session_<date>_<time>_<pid>/
     # sockets/plasma_store) must stay below 108 characters.
-    root = tempfile.mkdtemp(prefix="ir-", dir=base)
+    _ray_reaper.reap_stale(base)
+    root = tempfile.mkdtemp(prefix=_ray_reaper.ROOT_PREFIX, dir=base)
     _temp_dirs.append(root)
+    try:
+        _ray_reaper.guard(root)
+    except (OSError, ImportError) as exc:  # not fatal: the next start still reaps the root
+        logger.warning("Could not start the watchdog of the local Ray instance (%s): if this "
+                       "process is killed, Ray's processes may outlive it.", exc)
     return os.path.join(root, "r")  # Ray makes this one 0777; its 0700 parent guards it
+
+
+def session_dirs() -> list[str]:
+    """The Ray session directories (``session_<...>``) under the roots made here."""
+    found = []
+    for root in _temp_dirs:
+        ray_dir = os.path.join(root, "r")
+        if os.path.isdir(ray_dir):
+            found += [os.path.join(ray_dir, d) for d in sorted(os.listdir(ray_dir))
+                      if d.startswith("session_") and d != "session_latest"]
+    return found
 
 
 #: How long removing a session root keeps trying while Ray's last processes exit.
@@ -99,3 +119,4 @@ def remove_temp_dir() -> None:
         if not remove_tree(root, REMOVE_TIMEOUT_S):
             logger.warning("Could not remove Ray's session files at %s; remove them by hand.",
                            root)
+        _ray_reaper.stop_watchdog(root)

@@ -8,6 +8,7 @@ backend's modules import Ray Train/Tune.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -17,13 +18,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from itwinai_ray.tuning import _ray_callbacks
+from itwinai_ray.tuning import _ray_callbacks, _ray_output
 from itwinai_ray.tuning.context import WorkerContext
 
 logger = logging.getLogger(__name__)
 
 _QUEUE_POLL_S = 0.2
 _JOIN_TIMEOUT_S = 10.0
+#: How long a stopped trial waits for its Train run to stop in order (Tune's stop waits).
+_ORDERLY_STOP_S = 20.0
 #: How often Train V2's controller polls its workers (``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``,
 #: default 2 s). Each worker holds one report until the poll takes it, so the default caps a
 #: trial at one epoch per 2 s. A value set in the environment wins; missed polls only fail a
@@ -57,24 +60,64 @@ class _TrialSpec:
     itwinai_aliases: bool = False
     #: ``ray.train.torch.TorchConfig`` arguments (process-group ``backend``, ``timeout_s``).
     torch_config: dict[str, Any] = field(default_factory=dict)
+    #: Each trial process and Train worker writes its output to log files in the trial
+    #: directory (:mod:`._ray_output`), not to the driver's terminal.
+    capture_output: bool = False
 
 
 # ----------------------------------------------------------------------------------------
 # Trial side
 # ----------------------------------------------------------------------------------------
+class _OrderlyStop:
+    """Mixed into the trial's ``FunctionTrainable`` (Tune's ``__mixins__`` hook).
+
+    Tune stops a trial (scheduler, PBT pause, stop condition, experiment end) by calling
+    ``stop()`` on its actor, then lets the actor go. Left alone, the Train run of a worker
+    group trial dies with the actor and its workers fail their health checks (worker-group
+    errors in Ray's logs, for a trial stopped on purpose). Here ``cleanup`` asks the trial's
+    forwarding loop to stop the run in order (:func:`_stop_train_run`) and waits for it.
+    """
+
+    @dataclass
+    class Signal:
+        requested: threading.Event = field(default_factory=threading.Event)
+        done: threading.Event = field(default_factory=threading.Event)
+
+    def cleanup(self) -> None:
+        stop = _STOPS.get(getattr(self, "trial_id", None) or "")
+        if stop is not None:
+            stop.requested.set()
+        super().cleanup()  # type: ignore[misc]
+        if stop is not None and not stop.done.wait(_ORDERLY_STOP_S + _JOIN_TIMEOUT_S):
+            logger.warning("Trial %s: its Train run did not stop within %.0f s.",
+                           getattr(self, "trial_id", "?"), _ORDERLY_STOP_S)
+
+
+#: The orderly stop of each Train run this trial process runs (trial id -> signal).
+_STOPS: dict[str, _OrderlyStop.Signal] = {}
+
+
 def _trial_fn(config: dict[str, Any], spec: _TrialSpec) -> None:
-    """Tune function trainable: one trial."""
+    """Tune function trainable: one trial (with :class:`_OrderlyStop` mixed in)."""
     import ray.tune
 
     trial_config = {**spec.trial_config_base, **config}
     tune_ckpt = ray.tune.get_checkpoint()
     resume_dir = tune_ckpt.path if tune_ckpt is not None else None
     tctx = ray.tune.get_context()
-    if spec.num_workers == 1:
-        _run_in_trial(trial_config, spec, tctx.get_trial_id(), tctx.get_trial_dir(), resume_dir)
-    else:
-        _run_worker_group(trial_config, spec, tctx.get_trial_id(), tctx.get_trial_dir(),
-                          resume_dir)
+    trial_dir = tctx.get_trial_dir()
+    # The fast path's trial process is rank 0; a worker group's trial process only forwards.
+    log_name = (_ray_output.WORKER_LOG.format(rank=0) if spec.num_workers == 1
+                else _ray_output.TRIAL_LOG)
+    with _captured(spec, os.path.join(trial_dir, log_name)):
+        if spec.num_workers == 1:
+            _run_in_trial(trial_config, spec, tctx.get_trial_id(), trial_dir, resume_dir)
+        else:
+            _run_worker_group(trial_config, spec, tctx.get_trial_id(), trial_dir, resume_dir)
+
+
+def _captured(spec: _TrialSpec, path: str) -> Any:
+    return _ray_output.capture_fds(path) if spec.capture_output else contextlib.nullcontext()
 
 
 def _run_in_trial(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial_dir: str,
@@ -159,10 +202,7 @@ def _run_worker_group(config: dict[str, Any], spec: _TrialSpec, trial_id: str,
     (``StorageContext.persist_current_checkpoint``), so the Train run directory is deleted
     once ``fit()`` has returned and every report has been re-reported.
     """
-    import queue as std_queue
-
-    import ray.tune
-    from ray.util.queue import Empty, Queue
+    from ray.util.queue import Queue
 
     # A fresh Train run per attempt: resuming comes from Tune's checkpoint (retry, restore,
     # PBT exploit), never from an older Train run of the same trial.
@@ -185,36 +225,97 @@ def _run_worker_group(config: dict[str, Any], spec: _TrialSpec, trial_id: str,
             outcome["error"] = exc
 
     thread = threading.Thread(target=fit, name=f"fit-{trial_id}", daemon=True)
+    stop = _STOPS[trial_id] = _OrderlyStop.Signal()
+    stopped = False
     thread.start()
     try:
-        while True:
-            try:
-                metrics, ckpt = reports.get(block=True, timeout=_QUEUE_POLL_S)
-            except (Empty, std_queue.Empty):
-                if thread.is_alive() or not reports.empty():
-                    continue
-                break
-            tune_ckpt = (ray.tune.Checkpoint(path=ckpt.path, filesystem=ckpt.filesystem)
-                         if ckpt is not None else None)
-            ray.tune.report(metrics, checkpoint=tune_ckpt)  # copies the checkpoint
+        controller = _forward_reports(reports, thread, stop)
+        stopped = stop.requested.is_set()
+        if stopped:
+            _stop_train_run(controller, reports, thread)
     finally:
         # Also on an error here: a controller blocked in put() then fails instead of hanging.
         reports.shutdown(force=thread.is_alive())
         thread.join(timeout=_JOIN_TIMEOUT_S)
         shutil.rmtree(run_dir, ignore_errors=True)
-    if "error" in outcome:
+        _STOPS.pop(trial_id, None)
+        stop.done.set()
+    if "error" in outcome and not stopped:
         raise outcome["error"]
+
+
+def _forward_reports(reports: Any, thread: threading.Thread, stop: Any) -> Any:
+    """Re-report each Train report to Tune until the run ends or Tune stops the trial.
+
+    Returns the Train controller's handle (sent with the first report), or None.
+    """
+    import queue as std_queue
+
+    import ray.tune
+    from ray.util.queue import Empty
+
+    controller = None
+    while not stop.requested.is_set():
+        try:
+            metrics, ckpt, handle = reports.get(block=True, timeout=_QUEUE_POLL_S)
+        except (Empty, std_queue.Empty):
+            if thread.is_alive() or not reports.empty():
+                continue
+            break
+        controller = handle or controller
+        tune_ckpt = (ray.tune.Checkpoint(path=ckpt.path, filesystem=ckpt.filesystem)
+                     if ckpt is not None else None)
+        try:
+            ray.tune.report(metrics, checkpoint=tune_ckpt)  # copies the checkpoint
+        except SystemExit:  # Tune stops the trial (see _OrderlyStop)
+            stop.requested.set()
+    return controller
+
+
+def _stop_train_run(controller: Any, reports: Any, thread: threading.Thread) -> None:
+    """Stop a running Train run in order: its controller aborts the worker group and
+    removes its placement group, before this trial process goes (Tune stopped the trial).
+
+    Reports that arrive meanwhile are taken and dropped, so a controller blocked handing
+    one over gets to the abort. Without a controller handle (no report yet) the run is
+    left to the hard path: the trial process exits and the registry releases the rest.
+    """
+    import queue as std_queue
+
+    import ray
+    from ray.util.queue import Empty
+
+    if controller is None or not thread.is_alive():
+        return
+    # Ray 2.60's Train V2 has no public way to stop a run started in a thread: abort() is
+    # what its own Ctrl-C handler calls on the controller (DataParallelTrainer.fit).
+    aborted = controller.abort.remote()
+    deadline = time.monotonic() + _ORDERLY_STOP_S
+    while time.monotonic() < deadline and not ray.wait([aborted], timeout=0)[0]:
+        try:
+            reports.get(block=True, timeout=_QUEUE_POLL_S)
+        except (Empty, std_queue.Empty):
+            pass
+    thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _train_loop(loop_config: dict[str, Any]) -> None:
     """Per-worker entry point of the Train worker group."""
+    import ray.train
+
+    spec: _TrialSpec = loop_config["spec"]
+    rank = ray.train.get_context().get_world_rank()
+    log = os.path.join(loop_config["trial_dir"], _ray_output.WORKER_LOG.format(rank=rank))
+    with _captured(spec, log):
+        _train_loop_body(loop_config, spec, rank)
+
+
+def _train_loop_body(loop_config: dict[str, Any], spec: _TrialSpec, rank: int) -> None:
     import ray
     import ray.train
     import ray.util
 
-    spec: _TrialSpec = loop_config["spec"]
     tctx = ray.train.get_context()
-    rank = tctx.get_world_rank()
     pg = ray.util.get_current_placement_group()
     if rank == 0 and pg is not None and spec.registry:  # before training: see ray_classes
         _ray_callbacks.registry_notify(*spec.registry, "register", loop_config["trial_id"],
@@ -262,3 +363,6 @@ def _worker_fn(spec: _TrialSpec) -> Any:
 
         itwinai_compat.install()
     return ray.get(spec.worker_fn_ref)
+
+
+_trial_fn.__mixins__ = (_OrderlyStop,)  # type: ignore[attr-defined]

@@ -8,13 +8,16 @@ to Ray, the backend run, the ranked results and ``results.json``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import TrialsFailedError
+from ..errors import ResourceError, TrialsFailedError
+from . import _ray_output
 from . import resources as res
 from .context import WorkerFn
 from .results import HPOResults
@@ -60,7 +63,6 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
     ``results.json`` is written into the experiment directory before anything else can fail.
     Raises :class:`TrialsFailedError` (exit code 4) when every trial failed.
     """
-    from . import ray_backend
     from .storage import check_storage
 
     storage = run.resolved_storage_path()
@@ -71,9 +73,32 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
                                        scaling.use_gpu), os.cpu_count())
     if sized:
         log.info("%s", sized)
-    started = ray_backend.ensure_ray(**ray_init)
+    experiment_dir = os.path.join(storage, name)
+    quiet = run.verbose == 0  # Ray's output to log files (see _ray_output)
+    with _ray_output.quiet_driver(_ray_output.driver_log_path(experiment_dir)) if quiet \
+            else contextlib.nullcontext(sys.stdout) as terminal:
+        grid = _run_on_ray(worker_fn, plan, name, storage, resume, scaling=scaling, tune=tune,
+                           run=run, ray_init=ray_init, torch=torch, terminal=terminal)
+    results = HPOResults.from_result_grid(
+        grid, plan.metric, plan.mode, list(plan.space), max_epochs=plan.max_epochs,
+        experiment_path=f"{storage}/{name}", scope=tune.scope)
+    write_results(results)
+    check_any_succeeded(results)
+    log.info("%s", results.summary())
+    return results
+
+
+def _run_on_ray(worker_fn: WorkerFn, plan: Plan, name: str, storage: str, resume: bool, *,
+                scaling: ScalingSettings, tune: TuneSettings, run: RunSettings,
+                ray_init: dict[str, Any], torch: TorchSettings | None,
+                terminal: Any) -> Any:
+    """Connect to Ray (starting a local one if needed), run the experiment, stop Ray."""
+    from . import ray_backend
+
+    quiet = run.verbose == 0
+    started = ray_backend.ensure_ray(**ray_init, log_to_driver=not quiet)
     try:
-        grid = ray_backend.run_experiment(
+        return ray_backend.run_experiment(
             worker_fn, plan.space,
             num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
             resources_per_worker=scaling.resources_per_worker,
@@ -86,17 +111,18 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
             max_failures=run.max_failures, resume=resume, fail_fast=run.fail_fast,
             worker_max_failures=run.worker_max_failures, stop=tune.stop,
             max_iterations=plan.max_epochs, progress=run.progress, verbose=run.verbose,
+            terminal=terminal, scope=tune.scope, capture_output=quiet,
             mlflow=run.mlflow, torch_config=(torch or TorchSettings()).as_ray_kwargs())
+    except ResourceError as exc:
+        hint = res.local_ray_hint(ray_init, res.trial_need(
+            scaling.num_workers, scaling.resources_per_worker, scaling.use_gpu)) \
+            if started else None
+        if hint is None:
+            raise
+        raise ResourceError(f"{exc} {hint}") from exc
     finally:
         if started:
-            ray_backend.shutdown()
-    results = HPOResults.from_result_grid(
-        grid, plan.metric, plan.mode, list(plan.space), max_epochs=plan.max_epochs,
-        experiment_path=f"{storage}/{name}")
-    write_results(results)
-    check_any_succeeded(results)
-    log.info("%s", results.summary())
-    return results
+            ray_backend.shutdown(keep_logs_in=os.path.join(storage, name) if quiet else None)
 
 
 def new_experiment_name(storage: str, planned_name: str) -> str:
@@ -136,9 +162,13 @@ def write_results(results: HPOResults) -> None:
 def check_any_succeeded(results: HPOResults) -> None:
     """Raise when every trial failed; log each failed trial otherwise."""
     errors = [r for r in results.rows if r.status == "error"]
-    if results.rows and len(errors) == len(results.rows):
+    ran = [r for r in results.rows if r.status != "not started"]  # fail_fast stops the rest
+    if ran and len(errors) == len(ran):
+        skipped = len(results.rows) - len(ran)
         raise TrialsFailedError(
-            f"All {len(errors)} trials failed. First error ({errors[0].trial_id}): "
+            f"All {len(errors)} trials{' that started' if skipped else ''} failed"
+            f"{f' ({skipped} not started)' if skipped else ''}. First error "
+            f"({errors[0].trial_id}): "
             f"{errors[0].error}. Trial logs: {errors[0].path}"
         )
     for row in errors:

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from .scope import Scope, better, score_values
+
 #: Trial states shown, in display order.
 STATES = ("pending", "running", "finished", "stopped", "errored")
 
@@ -27,6 +29,8 @@ class TrialProgress:
     state: str = "pending"
     iteration: int = 0
     last: float | None = None
+    values: list[float] = field(default_factory=list)  # the metric's reports, in order
+    score: float | None = None  # ``values`` under the state's scope
 
 
 @dataclass
@@ -41,6 +45,8 @@ class ProgressState:
     trials: dict[str, TrialProgress] = field(default_factory=dict)
     best: float | None = None
     best_trial: str | None = None
+    #: What ranks a trial (its best, last or last-N-avg report), as in the results table.
+    scope: Scope = field(default_factory=Scope)
 
     # ---------------------------------------------------------------- events
     def _trial(self, trial_id: str) -> TrialProgress:
@@ -61,8 +67,14 @@ class ProgressState:
         if value is None:
             return
         trial.last = value
-        if self.best is None or (value < self.best if self.mode != "max" else value > self.best):
-            self.best, self.best_trial = value, trial_id
+        trial.values.append(value)
+        mode = self.mode or "min"
+        trial.score = score_values(trial.values, mode, self.scope)
+        self.best, self.best_trial = None, None  # last and last-N-avg scores may get worse
+        for other in self.trials.values():
+            if other.score is not None and (self.best is None
+                                            or better(other.score, self.best, mode)):
+                self.best, self.best_trial = other.score, other.trial_id
 
     # ---------------------------------------------------------------- derived
     def counts(self) -> dict[str, int]:
@@ -120,7 +132,7 @@ def format_line(state: ProgressState, now: float | None = None) -> str:
     line = f"[hpo {format_duration(state.elapsed(now))}] {', '.join(parts)}{total}"
     if state.metric:
         best = "-" if state.best is None else f"{state.best:.4g} (trial {state.best_trial})"
-        line += f" | best {state.metric} ({state.mode}): {best}"
+        line += f" | best {state.metric} ({state.mode}, {state.scope.describe()}): {best}"
     eta = state.eta(now)
     if eta is not None:
         line += f" | ETA {format_duration(eta)}"
@@ -176,6 +188,10 @@ class ProgressView:
 
     def _out(self) -> TextIO:
         return self.stream or sys.stdout
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its callbacks with the experiment: a terminal stream cannot be."""
+        return {**self.__dict__, "stream": None, "_live": None}
 
     def start(self) -> None:
         use_live = self.live if self.live is not None else _is_tty(self._out())

@@ -40,8 +40,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from itwinai_ray.errors import ConfigurationError
-from itwinai_ray.tuning import _ray_callbacks, _ray_logs, _ray_observers, _ray_security
+from itwinai_ray.tuning import (
+    _ray_callbacks,
+    _ray_logs,
+    _ray_observers,
+    _ray_output,
+    _ray_security,
+)
 from itwinai_ray.tuning import resources as res
+from itwinai_ray.tuning._ray_fail_fast import FailFastGuard
 from itwinai_ray.tuning._ray_restore import (
     StopWhen,
     _can_restore,
@@ -67,6 +74,7 @@ def ensure_ray(
     num_cpus: int | None = None,
     num_gpus: int | None = None,
     include_dashboard: bool | None = None,
+    log_to_driver: bool = True,
 ) -> bool:
     """Connect to Ray, starting a local instance only when no cluster is named.
 
@@ -79,6 +87,9 @@ def ensure_ray(
     file readable only by the user, the dashboard bound to 127.0.0.1, and Ray's session
     files under a fresh directory of mode 0700.
 
+    ``log_to_driver=False`` keeps the workers' output out of this process's terminal (see
+    :mod:`._ray_output`: each trial writes its own log files instead).
+
     Returns:
         True when this call started Ray, so the caller knows to ``ray.shutdown()`` it.
     """
@@ -88,24 +99,30 @@ def ensure_ray(
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
-        ray.init(address=address)
+        ray.init(address=address, log_to_driver=log_to_driver)
         return False
     temp_dir = _ray_security.secure_local_start()
     try:
         ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
                  include_dashboard=include_dashboard, dashboard_host="127.0.0.1",
-                 _temp_dir=temp_dir)
+                 log_to_driver=log_to_driver, _temp_dir=temp_dir)
     except BaseException:
         _ray_security.remove_temp_dir()
         raise
     return True
 
 
-def shutdown() -> None:
-    """Stop the Ray instance that :func:`ensure_ray` started (and remove its session files)."""
+def shutdown(keep_logs_in: str | None = None) -> None:
+    """Stop the Ray instance that :func:`ensure_ray` started (and remove its session files).
+
+    ``keep_logs_in``: an experiment directory that keeps a copy of Ray's process logs
+    (``logs/ray``), which would go with the session files."""
     import ray
 
     ray.shutdown()
+    if keep_logs_in:
+        for session in _ray_security.session_dirs():
+            _ray_output.keep_session_logs(session, keep_logs_in)
     _ray_security.remove_temp_dir()
 
 
@@ -141,6 +158,7 @@ def make_trainable(
     required_metrics: tuple[str, ...] = (),
     worker_max_failures: int = 0,
     torch_config: Mapping[str, Any] | None = None,
+    capture_output: bool = False,
 ) -> Any:
     """Build the Tune trainable (with its resources). Reuse it for ``Tuner.restore``.
 
@@ -168,6 +186,7 @@ def make_trainable(
         worker_max_failures=worker_max_failures,
         torch_config=dict(torch_config or {}),
         itwinai_aliases=itwinai_compat.is_installed(),
+        capture_output=capture_output,
     )
     if num_workers == 1:
         bundle = dict(per_worker)
@@ -235,10 +254,13 @@ def run_experiment(
     trial_config_base: dict[str, Any] | None = None,
     max_iterations: int | None = None,
     progress: bool = True,
+    terminal: Any = None,
+    capture_output: bool = False,
+    scope: str = "best",
     verbose: int = 0,
     mlflow: Any = True,
     resume: bool = False,
-    fail_fast: bool = False,
+    fail_fast: bool | str = "auto",
     worker_max_failures: int = 0,
     stop: Mapping[str, float] | None = None,
     torch_config: Mapping[str, Any] | None = None,
@@ -265,6 +287,10 @@ def run_experiment(
         max_iterations: reports a trial makes when it runs to the end (e.g. epochs); tells
             "stopped early" from "finished" in the progress view, MLflow and ``results``.
         progress: show the live progress view (rich in a terminal, plain lines otherwise).
+        terminal: the stream the progress view writes to (default ``sys.stdout``).
+        scope: what ranks a trial in the progress view (``best``, ``last``, ``last-N-avg``).
+        capture_output: each trial process and Train worker writes its stdout/stderr to
+            ``trial.log`` / ``worker-<rank>.log`` in its trial directory.
         verbose: Ray Tune's own output (``RunConfig.verbose``): 0 none (default), 1-3 more.
         mlflow: one parent run per experiment and a child run per trial: True (default:
             ``sqlite:///<storage_path>/<name>/mlflow.db``), False, or a mapping
@@ -273,7 +299,10 @@ def run_experiment(
             limit) with ``Tuner.restore(resume_errored=True)``: finished trials are kept,
             unfinished and errored ones resume from their last checkpoint, the searcher and
             ``num_samples`` come from the saved state. See :func:`experiment_to_resume`.
-        fail_fast: stop the experiment at the first trial error (results so far kept).
+        fail_fast: stop the experiment early (results so far kept): ``"auto"`` when the
+            first 2 trials to end both errored for good before reporting, with the same
+            exception type and message (:mod:`.fail_fast`); True at the first trial error
+            (Tune's own fail_fast); False never.
         worker_max_failures: in-place restarts of a trial's worker group (num_workers >= 2)
             from its last checkpoint after a worker error or death, before the trial fails.
         stop: per-trial stop conditions ``{key: threshold}`` (see :class:`StopWhen`).
@@ -315,19 +344,21 @@ def run_experiment(
         observers = _ray_observers.start(  # progress view, MLflow runs, itwinai_ray.json
             os.path.join(os.path.abspath(storage_path), name), name, metric=metric, mode=mode,
             num_samples=num_samples, time_budget_s=time_budget_s, param_keys=list(param_space),
-            max_iterations=max_iterations, progress=progress, mlflow=mlflow)
+            max_iterations=max_iterations, progress=progress, mlflow=mlflow,
+            terminal=terminal, scope=scope)
         trainable = make_trainable(
             worker_fn, num_workers=num_workers, use_gpu=use_gpu,
             resources_per_worker=resources_per_worker, storage_path=storage_path, name=name,
             checkpoint_num_to_keep=checkpoint_num_to_keep, trial_config_base=trial_config_base,
             registry=registry, worker_max_failures=worker_max_failures,
             required_metrics=all_metrics + StopWhen.reported_keys(stop),
-            torch_config=torch_config)
+            torch_config=torch_config, capture_output=capture_output)
         # Tune refuses metric/mode here when the scheduler already has its own, and takes one
         # metric only: several are the searcher's business.
         scheduler_has_metric = getattr(scheduler, "_metric", None) is not None or multi
         _cap_limiter(search_alg, concurrency)
         make_tuner = _restorer(experiment_dir) if resume else ray.tune.Tuner
+        fail_fast_guard = FailFastGuard.build(fail_fast)  # auto: a Tune callback + stopper
         tuner = make_tuner(
             trainable,
             param_space=param_space,
@@ -342,10 +373,11 @@ def run_experiment(
             run_config=ray.tune.RunConfig(
                 name=name, storage_path=os.path.abspath(storage_path),
                 callbacks=[release_cls(*registry), _ray_logs.keep_logs_callback(),
-                           *observers.callbacks], verbose=verbose,
+                           *observers.callbacks, *fail_fast_guard.callbacks],
+                verbose=verbose,
                 failure_config=ray.tune.FailureConfig(max_failures=max_failures,
-                                                      fail_fast=fail_fast),
-                stop=StopWhen.build(stop, metric, mode),
+                                                      fail_fast=fail_fast is True),
+                stop=fail_fast_guard.stop(StopWhen.build(stop, metric, mode)),
                 checkpoint_config=ray.tune.CheckpointConfig(
                     num_to_keep=checkpoint_num_to_keep,
                     checkpoint_score_attribute=metric if checkpoint_num_to_keep else None,

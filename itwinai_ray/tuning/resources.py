@@ -202,6 +202,21 @@ def _fmt(res: Mapping[str, float], keys: Mapping[str, float] | None = None) -> s
     return ", ".join(f"{float(res.get(k, 0.0)):g} {k}" for k in names)
 
 
+def local_ray_hint(ray_init: Mapping[str, Any],
+                   need_per_trial: Mapping[str, float]) -> str | None:
+    """For a local Ray this run started: the ``ray_init`` setting that would let one trial
+    fit (its ``num_cpus``/``num_gpus`` were set too low), or None."""
+    fixes = []
+    for key, name in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
+        given, need = ray_init.get(key), float(need_per_trial.get(name, 0.0))
+        if given is not None and need > float(given) + _EPS:
+            fixes.append(f"{key}: {math.ceil(need - _EPS)}")
+    if not fixes:
+        return None
+    return (f"This run started a local Ray with ray_init {dict(ray_init)}: set ray_init: "
+            f"{{{', '.join(fixes)}}} (or more) so that one trial fits.")
+
+
 def size_local_ray(ray_init: Mapping[str, Any], need_per_trial: Mapping[str, float],
                    cpu_count: int | None) -> tuple[dict[str, Any], str | None]:
     """``ray_init`` for a local Ray that this run starts, sized so that one trial fits.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -19,6 +20,9 @@ from typing import Any
 import yaml
 
 from .._yaml import yaml_safe
+from .scope import DEFAULT_SCOPE, Scope, score_history
+
+logger = logging.getLogger(__name__)
 
 #: Tune names a trial's directory ``<trainable>_<trial id>_<index>_<values>_<date>``.
 _TRIAL_ID_IN_DIR = re.compile(r"_([0-9a-f]{5}_\d{5})_")
@@ -42,12 +46,44 @@ class TrialRow:
     config: dict[str, Any]
     metric: float | None
     epochs: int
-    status: str  # "finished", "stopped early" or "error"
+    status: str  # "finished", "stopped early", "error" or "not started"
     checkpoint: str | None
     path: str | None
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None  # "ExceptionType: message" (one line)
     traceback: str | None = None  # the trial's full error text, with the remote traceback
+    best: float | None = None  # the trial's best report of the metric, at best_epoch
+    best_epoch: int | None = None
+    last: float | None = None  # its last report of the metric
+
+    @classmethod
+    def scored(cls, history: list[dict[str, Any]], metric: str, mode: str, scope: Scope,
+               trial_dir: str | None, **fields: Any) -> TrialRow:
+        """A row whose ``metric`` is the scope's value of ``history`` (its reports), and whose
+        checkpoint is the best report's under scope ``best`` (else the latest)."""
+        score = score_history(history, metric, mode, scope)
+        checkpoint = fields.pop("checkpoint", None)
+        if scope.kind == "best" and score.best_checkpoint and trial_dir:
+            best_dir = Path(trial_dir) / score.best_checkpoint
+            checkpoint = str(best_dir) if best_dir.is_dir() else checkpoint
+        return cls(metric=score.value, best=score.best, best_epoch=score.best_epoch,
+                   last=score.last, checkpoint=checkpoint, path=trial_dir, **fields)
+
+
+def read_history(trial_dir: Path) -> list[dict[str, Any]]:
+    """Every report of a trial (its ``result.json``); a cut-off last line is skipped."""
+    rows = []
+    try:
+        lines = (trial_dir / "result.json").read_text().splitlines()
+    except OSError:
+        return rows
+    for line in lines:
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                logger.debug("Skipping an unreadable line of %s/result.json", trial_dir)
+    return rows
 
 
 def _finite(value: Any) -> float | None:
@@ -73,12 +109,14 @@ class HPOResults:
     experiment_path: str | None = None
     max_epochs: int | None = None
     objectives: list[tuple[str, str]] = field(default_factory=list)
+    scope: str = DEFAULT_SCOPE  # how a trial's reports rank it (see tuning.scope)
 
     @classmethod
     def from_result_grid(cls, grid: Iterable[Any], metric: str | list[str],
                          mode: str | list[str], param_keys: Iterable[str],
                          max_epochs: int | None = None,
-                         experiment_path: str | None = None) -> HPOResults:
+                         experiment_path: str | None = None,
+                         scope: str = DEFAULT_SCOPE) -> HPOResults:
         objectives: list[tuple[str, str]] = []
         if isinstance(metric, (list, tuple)):  # several metrics: rank on the first
             modes = list(mode) if isinstance(mode, (list, tuple)) else [mode] * len(metric)
@@ -91,23 +129,26 @@ class HPOResults:
             epochs = int(metrics.get("training_iteration", 0) or 0)
             if result.error is not None:
                 status = "error"
+            elif epochs == 0:  # the experiment ended first (fail_fast, time budget)
+                status = "not started"
             elif max_epochs is not None and epochs < max_epochs:
                 status = "stopped early"
             else:
                 status = "finished"
             config = dict(result.config or {})
             ckpt = getattr(result, "checkpoint", None)
-            rows.append(TrialRow(
+            rows.append(TrialRow.scored(
+                read_history(Path(str(result.path))) or [metrics], metric, mode,
+                Scope.parse(scope), str(result.path),
                 trial_id=_trial_id(result.path, metrics),
                 config={k: config.get(k) for k in keys} if keys else config,
-                metric=_finite(metrics.get(metric)), epochs=epochs, status=status,
-                checkpoint=getattr(ckpt, "path", None), path=str(result.path),
+                epochs=epochs, status=status, checkpoint=getattr(ckpt, "path", None),
                 metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
                 error=None if result.error is None else _error_line(result.error),
                 traceback=None if result.error is None else _error_text(result),
             ))
         results = cls(metric=metric, mode=mode, rows=rows, experiment_path=experiment_path,
-                      max_epochs=max_epochs, objectives=objectives)
+                      max_epochs=max_epochs, objectives=objectives, scope=str(Scope.parse(scope)))
         results.rows = results.ranked()
         return results
 
@@ -119,7 +160,7 @@ class HPOResults:
 
     @property
     def best(self) -> TrialRow:
-        """The best trial (by its last reported ``metric``)."""
+        """The best trial (by its ``metric`` under the experiment's ``scope``)."""
         scored = [r for r in self.ranked() if r.metric is not None]
         if not scored:
             errors = "; ".join(f"{r.trial_id}: {r.error}" for r in self.rows if r.error)
@@ -150,6 +191,7 @@ class HPOResults:
         """Ranked rows as plain dicts (for JSON, CSV or a DataFrame)."""
         more = [m for m, _ in self.objectives[1:]]  # the other tuned metrics
         return [{"rank": i + 1, "trial_id": r.trial_id, **r.config, self.metric: r.metric,
+                 "best": r.best, "best_epoch": r.best_epoch, "last": r.last,
                  **{m: _finite(r.metrics.get(m)) for m in more},
                  "epochs": r.epochs, "status": r.status} for i, r in enumerate(self.ranked())]
 
@@ -164,8 +206,8 @@ class HPOResults:
             counts[r.status] = counts.get(r.status, 0) + 1
         text = ", ".join(f"{n} {s}" for s, n in counts.items())
         scored = [r for r in self.ranked() if r.metric is not None]
-        best = (f"best {self.metric}={scored[0].metric:.4g}" if scored
-                else f"no trial reported a finite {self.metric}")
+        best = (f"best {self.metric}={scored[0].metric:.4g} ({self._where(scored[0])})"
+                if scored else f"no trial reported a finite {self.metric}")
         if self.objectives:
             best += f"; Pareto front of {[m for m, _ in self.objectives]}: " \
                     f"{len(self.pareto_front())} trials"
@@ -173,26 +215,40 @@ class HPOResults:
                    for r in self.rows if r.status == "error"]
         return f"{len(self.rows)} trials ({text}); {best}{''.join(errored)}"
 
+    def _where(self, row: TrialRow) -> str:
+        """Which report(s) gave a row's value: 'trial X, epoch 4 of 6 (best epoch)'."""
+        scope = Scope.parse(self.scope)
+        epoch = row.best_epoch if scope.kind == "best" else row.epochs
+        return f"trial {row.trial_id}, {scope.describe()}: {epoch} of {row.epochs}"
+
     def print_table(self, console: Any = None) -> None:
-        """A ranked table of trials (rich), best first."""
+        """A ranked table of trials (rich), best first: the ranking value (per ``scope``),
+        the best value with its epoch, and the last value."""
         from rich.console import Console
         from rich.table import Table
 
         console = console or Console()
+        scope = Scope.parse(self.scope)
         keys = list(self.rows[0].config) if self.rows else []
-        table = Table(title=f"HPO results, ranked by {self.metric} ({self.mode})")
-        for col in ["#", "trial", *keys, self.metric, "epochs", "status"]:
+        ranked_by = f"{self.metric} ({scope})"
+        extra = [] if scope.kind == "best" else ["best"]
+        table = Table(title=f"HPO results, ranked by {self.metric} ({self.mode}, "
+                            f"{scope.describe()})")
+        for col in ["#", "trial", *keys, ranked_by, *extra, "at epoch", "last", "epochs",
+                    "status"]:
             table.add_column(col, justify="right" if col not in ("trial", "status") else "left")
         for i, r in enumerate(self.ranked()):
             values = [_fmt(r.config.get(k)) for k in keys]
-            metric = "-" if r.metric is None else f"{r.metric:.4g}"
-            table.add_row(str(i + 1), r.trial_id, *values, metric, str(r.epochs), r.status,
+            best = [] if scope.kind == "best" else [_num(r.best)]
+            table.add_row(str(i + 1), r.trial_id, *values, _num(r.metric), *best,
+                          "-" if r.best_epoch is None else str(r.best_epoch), _num(r.last),
+                          str(r.epochs), r.status,
                           style="bold green" if i == 0 and r.metric is not None else None)
         console.print(table)
 
     def to_json(self) -> str:
         scored = [r for r in self.ranked() if r.metric is not None]
-        return json.dumps({"metric": self.metric, "mode": self.mode,
+        return json.dumps({"metric": self.metric, "mode": self.mode, "scope": self.scope,
                            "best": scored[0].__dict__ if scored else None,
                            "trials": self.table(),
                            **({"objectives": [list(o) for o in self.objectives],
@@ -224,6 +280,10 @@ def _error_text(result: Any, limit: int = 20_000) -> str:
 
 def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
 
 
 def best_pipeline_config(config: Mapping[str, Any], trainer_location: list[str | int],

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigurationError
+from .fail_fast import parse_mode
 
 
 def _as_mapping(value: Any, what: str, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -120,6 +121,9 @@ class TuneSettings:
     time_budget_s: float | None = None
     #: Per-trial stop conditions ``{key: threshold}``; see :func:`check_stop`.
     stop: dict[str, float] | None = None
+    #: What ranks a trial: ``best`` (its best epoch, default), ``last`` or ``last-N-avg``
+    #: (see :mod:`itwinai_ray.tuning.scope`).
+    scope: str = "best"
 
     @classmethod
     def from_any(cls, value: Any) -> TuneSettings:
@@ -144,7 +148,9 @@ class TuneSettings:
                 f"number of seconds > 0 or null (no limit)."
             )
         check_stop(settings.stop)
-        return settings
+        from .scope import Scope
+
+        return dataclasses.replace(settings, scope=str(Scope.parse(settings.scope)))
 
 
 @dataclass(frozen=True)
@@ -161,8 +167,13 @@ class RunSettings:
     #: Train restarts of a trial's worker group (num_workers >= 2) from its last checkpoint,
     #: in place, before the trial counts as failed (then max_failures applies).
     worker_max_failures: int = 0
-    #: Stop the whole experiment at the first trial error (results so far are written).
-    fail_fast: bool = False
+    #: When to stop the whole experiment early (results so far are written): "auto" (the
+    #: default) when the first 2 trials to end both errored before reporting anything with
+    #: the same exception type and message (a deterministic bug; see
+    #: :mod:`itwinai_ray.tuning.fail_fast`); true at the first trial error; false never.
+    #: With max_failures, auto counts a trial only once its retries are used up. A Ray
+    #: ``FailureConfig`` object keeps Ray's meaning (its default fail_fast=False is false).
+    fail_fast: bool | str = "auto"
     #: Continue the experiment ``storage_path/name`` after a crash: True (it must exist),
     #: "auto" (continue it if it exists, else start it) or False.
     resume: bool | str = False
@@ -170,7 +181,10 @@ class RunSettings:
     min_free_disk_gb: float = 1.0
     #: The live progress view (rich in a terminal, plain lines in logs).
     progress: bool = True
-    #: Ray Tune's own output (RunConfig.verbose): 0 none (default), 1-3 more.
+    #: Ray's own output. 0 (default): none on the terminal; Ray's driver output goes to
+    #: ``<experiment>/logs/driver.log``, each trial's to ``trial.log``/``worker-<rank>.log``
+    #: in its directory, Ray's process logs to ``<experiment>/logs/ray``. 1-3: Ray's output
+    #: on the terminal as Ray prints it (Tune's RunConfig.verbose); ``itwinai-ray -v`` = 1.
     verbose: int = 0
     #: MLflow parent run + one child run per trial: true (sqlite store under the
     #: experiment directory), false, or {tracking_uri, experiment_name, tags}.
@@ -193,6 +207,9 @@ class RunSettings:
         if failure is not None:
             data.setdefault("max_failures", getattr(failure, "max_failures", 0))
             data.setdefault("fail_fast", bool(getattr(failure, "fail_fast", False)))
+        if "fail_fast" in data:  # YAML true/false, or auto in any case
+            mode = parse_mode(data["fail_fast"])
+            data["fail_fast"] = data["fail_fast"] if mode is None else mode
         data.pop("time_budget_s", None)
         _check_keys(data, names, "run_config")
         data = {k: v for k, v in data.items() if v is not None or k == "name"}
@@ -236,11 +253,13 @@ class RunSettings:
                 f"experiment run_config.name after a crash), 'auto' (continue it if it exists) "
                 f"or false."
             )
-        if not isinstance(settings.fail_fast, bool):
+        if parse_mode(settings.fail_fast) is None:
             raise ConfigurationError(
-                f"run_config.fail_fast is {settings.fail_fast!r}, but must be true or false."
+                f"run_config.fail_fast is {settings.fail_fast!r}, but must be true or false "
+                f"(stop at the first trial error, or never), or auto (the default: stop when "
+                f"the first 2 trials fail alike before reporting anything)."
             )
-        if settings.fail_fast and settings.max_failures:
+        if settings.fail_fast is True and settings.max_failures:
             raise ConfigurationError(
                 f"run_config.fail_fast: true stops at the first trial error, so it cannot be "
                 f"combined with max_failures={settings.max_failures} (retries): remove one."
