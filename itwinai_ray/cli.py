@@ -166,7 +166,7 @@ def _errored_trials_code(results: Any) -> int:
     print(f"{len(errored)} of {len(results.rows)} trials errored (exit code "
           f"{EXIT_SOME_TRIALS_FAILED}):")
     for row in errored:
-        print(f"  {row.trial_id}: {row.error} (logs: {row.path})")
+        print(f"  {row.trial_id}: {row.error} (logs: {row.logs()})")
     return EXIT_SOME_TRIALS_FAILED
 
 

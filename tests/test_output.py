@@ -98,3 +98,15 @@ def test_progress_view_pickles_without_its_terminal() -> None:
     copy = pickle.loads(pickle.dumps(view))
     assert copy.stream is None and view.stream is sys.stdout
     assert copy.state.metric == "loss"
+
+
+def test_an_errored_trial_points_to_its_log_files(tmp_path) -> None:
+    from itwinai_ray.tuning.results import TrialRow
+
+    row = TrialRow(trial_id="t", config={}, metric=None, epochs=0, status="error",
+                   checkpoint=None, path=str(tmp_path))
+    assert row.logs() == str(tmp_path)
+    (tmp_path / "worker-0.log").write_text("")
+    assert row.logs() == f"{tmp_path}/worker-0.log, worker-<rank>.log"
+    (tmp_path / "error.txt").write_text("")
+    assert row.logs() == f"{tmp_path}/error.txt, worker-<rank>.log"

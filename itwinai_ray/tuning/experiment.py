@@ -169,7 +169,7 @@ def check_any_succeeded(results: HPOResults) -> None:
             f"All {len(errors)} trials{' that started' if skipped else ''} failed"
             f"{f' ({skipped} not started)' if skipped else ''}. First error "
             f"({errors[0].trial_id}): "
-            f"{errors[0].error}. Trial logs: {errors[0].path}"
+            f"{errors[0].error}. Trial logs: {errors[0].logs()}"
         )
     for row in errors:
-        log.warning("Trial %s failed: %s (logs: %s)", row.trial_id, row.error, row.path)
+        log.warning("Trial %s failed: %s (logs: %s)", row.trial_id, row.error, row.logs())

@@ -56,6 +56,17 @@ class TrialRow:
     best_epoch: int | None = None
     last: float | None = None  # its last report of the metric
 
+    def logs(self) -> str:
+        """Where to look: the trial's error.txt and worker logs, or its directory."""
+        if not self.path:
+            return "-"
+        trial = Path(self.path)
+        files = [p.name for p in (trial / "error.txt", trial / "worker-0.log") if p.is_file()]
+        if not files:
+            return str(trial)
+        more = ", worker-<rank>.log" if "worker-0.log" in files else ""
+        return f"{trial}/{files[0]}{more}"
+
     @classmethod
     def scored(cls, history: list[dict[str, Any]], metric: str, mode: str, scope: Scope,
                trial_dir: str | None, **fields: Any) -> TrialRow:
@@ -211,7 +222,7 @@ class HPOResults:
         if self.objectives:
             best += f"; Pareto front of {[m for m, _ in self.objectives]}: " \
                     f"{len(self.pareto_front())} trials"
-        errored = [f"\n  errored: {r.trial_id}: {r.error} (logs: {r.path})"
+        errored = [f"\n  errored: {r.trial_id}: {r.error} (logs: {r.logs()})"
                    for r in self.rows if r.status == "error"]
         return f"{len(self.rows)} trials ({text}); {best}{''.join(errored)}"
 
