@@ -23,6 +23,9 @@ logger = logging.getLogger("itwinai_ray")
 #: Exit codes (README, "Errors"): 3 = an HPO run in which some trials errored; 4 = all did
 #: (``TrialsFailedError.exit_code``).
 EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_SOME_TRIALS_FAILED = 0, 1, 2, 3
+#: An interrupted HPO run (SIGUSR1/SIGTERM, a SLURM time limit): sysexits' EX_TEMPFAIL, "try
+#: again" (with --resume). scripts/slurm_ray.sh requeues the job on it when asked to.
+EXIT_INTERRUPTED = 75
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,24 @@ def _configure_exec_pipeline(parser: argparse.ArgumentParser) -> None:
                         help="continue the HPO experiment after a crash or time limit (same "
                              "as run_config.resume: true): run_config.name, or else the "
                              "newest experiment of this trainer under storage_path")
+    parser.add_argument("--num-samples", type=int, default=None, metavar="N",
+                        help="with --resume: add trials until the experiment holds N in "
+                             "total (a finished one too); its searcher goes on from what it "
+                             "learned (optuna and other searchers that keep their state)")
 
 
 def _run_exec_pipeline(args: argparse.Namespace) -> int:
     from .config.loader import load_config, load_pipeline
 
     overrides = [*args.overrides_opt, *args.overrides]
+    add_to = getattr(args, "num_samples", None)
+    if add_to is not None and (not getattr(args, "resume", False) or add_to < 1):
+        from .errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"--num-samples {add_to}: adds trials to an experiment, so it needs --resume and "
+            f"N >= 1 (the trials it will hold in total). For a new experiment set "
+            f"tune_config.num_samples.")
     if args.print_config:
         import yaml
 
@@ -72,12 +87,16 @@ def _run_exec_pipeline(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args.config, pipe_key=args.pipe_key, overrides=overrides,
                              steps=args.steps)
     if getattr(args, "resume", False):
-        _set_resume(pipeline)
+        _set_resume(pipeline, add_to)
     _set_output(pipeline, _output_level(args))
     _remember_source(pipeline, args, overrides)
     logger.info("Executing pipeline '%s' from %s", args.pipe_key, args.config)
     output = pipeline.execute()
-    logger.info("Pipeline '%s' finished", args.pipe_key)
+    results = output[-1] if isinstance(output, tuple) and output else output
+    if getattr(results, "interrupted", False):
+        logger.warning("Pipeline '%s' was interrupted", args.pipe_key)
+    else:
+        logger.info("Pipeline '%s' finished", args.pipe_key)
     return _report_hpo(output, pipeline, args, overrides)
 
 
@@ -92,8 +111,9 @@ def _remember_source(pipeline: Any, args: argparse.Namespace, overrides: list[st
             step.pipeline_source = (load_config(args.config, overrides), args.pipe_key)
 
 
-def _set_resume(pipeline: Any) -> None:
-    """--resume: every HPO step (one with RunSettings) continues its experiment."""
+def _set_resume(pipeline: Any, add_trials_to: int | None = None) -> None:
+    """--resume: every HPO step (one with RunSettings) continues its experiment (and with
+    --num-samples goes on until it holds that many trials)."""
     import dataclasses
 
     from .tuning.settings import RunSettings
@@ -106,7 +126,8 @@ def _set_resume(pipeline: Any) -> None:
         raise ConfigurationError("--resume: the pipeline has no HPO step (RayTorchTrainer) "
                                  "whose experiment could be resumed.")
     for step in steps:
-        step.run = dataclasses.replace(step.run, resume=step.run.resume or True)
+        step.run = dataclasses.replace(step.run, resume=step.run.resume or True,
+                                       add_trials_to=add_trials_to)
 
 
 def _output_level(args: argparse.Namespace) -> int:
@@ -155,11 +176,26 @@ def _report_hpo(output: Any, pipeline: Any, args: argparse.Namespace,
         if written is not None:
             print(f"Best config: {written}\n  re-run it with: itwinai-ray exec-pipeline "
                   f"--config {written} --pipe-key {args.pipe_key}")
-    return _errored_trials_code(results)
+    return _errored_trials_code(results, args)
 
 
-def _errored_trials_code(results: Any) -> int:
-    """List the trials that errored (stopped ones are not errors); 3 if any, else 0."""
+def _resume_hint(args: argparse.Namespace | None) -> str:
+    """How to continue an interrupted run: this command with --resume."""
+    import shlex
+
+    if args is None or getattr(args, "command", None) != "exec-pipeline":
+        return "the same command with run_config: {resume: true}"
+    argv = ["itwinai-ray", *sys.argv[1:]]
+    return shlex.join(argv if "--resume" in argv else [*argv, "--resume"])
+
+
+def _errored_trials_code(results: Any, args: argparse.Namespace | None = None) -> int:
+    """75 for an interrupted run (with the command that continues it); else list the trials
+    that errored (stopped ones are not errors): 3 if any, else 0."""
+    if getattr(results, "interrupted", False):
+        print(f"interrupted: {results.done()} of {len(results.rows)} trials done; the state "
+              f"is saved (exit code {EXIT_INTERRUPTED}). Resume with: {_resume_hint(args)}")
+        return EXIT_INTERRUPTED
     errored = [r for r in results.rows if r.status == "error"]
     if not errored:
         return EXIT_OK
@@ -237,7 +273,7 @@ def _run_tune(args: argparse.Namespace) -> int:
     if best.is_file():
         print(f"Best config: {best}\n  re-run it with: itwinai-ray exec-pipeline "
               f"--config {best} --pipe-key {args.pipe_key}")
-    return _errored_trials_code(results)
+    return _errored_trials_code(results, args)
 
 
 def _print_results(results: Any) -> None:
@@ -281,6 +317,13 @@ def _report_command(name: str) -> Callable[..., Any]:
     from .report import command
 
     return getattr(command, name)
+
+
+def _report_module(name: str) -> Any:
+    """A module of :mod:`itwinai_ray.report` other than ``command`` (imported late)."""
+    import importlib
+
+    return importlib.import_module(f".report.{name}", __package__)
 
 
 def _slurm_module() -> Any:
@@ -337,6 +380,22 @@ COMMANDS: tuple[Command, ...] = (
         run=lambda args: _report_command("run_mlflow_ui")(args),
     ),
     Command(
+        name="dashboard",
+        help="start optuna-dashboard on 127.0.0.1 for an experiment's trial journal (live)",
+        description="Serve optuna-dashboard (history, importance, parallel coordinates, "
+                    "Pareto front) for the Optuna journal EXPERIMENT_DIR/optuna-journal.log, "
+                    "which the run appends to as trials report: it works while the "
+                    "experiment runs and after. Listens on 127.0.0.1 (a free port unless "
+                    "--port); reach it through the printed SSH tunnel command.\n\n"
+                    "examples:\n"
+                    "  itwinai-ray dashboard runs/digits-hpo/digits-hpo          # a free port\n"
+                    "  itwinai-ray dashboard runs/digits-hpo/digits-hpo --port 8080\n"
+                    "  # on your laptop: ssh -N -L 8080:127.0.0.1:8080 USER@LOGIN-NODE\n"
+                    "  #                 then open http://127.0.0.1:8080/\n",
+        configure=lambda parser: _report_module("dashboard").configure_dashboard(parser),
+        run=lambda args: _report_module("dashboard").run_dashboard(args),
+    ),
+    Command(
         name="slurm",
         help="print (or --submit) the SLURM launcher for N nodes and G GPUs per node",
         description="Fill in scripts/slurm_ray.sh (#SBATCH lines and the job command) and "
@@ -383,9 +442,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _setup_logging(level: int) -> None:
     package_logger = logging.getLogger("itwinai_ray")
     package_logger.setLevel({1: logging.DEBUG, -1: logging.WARNING}.get(level, logging.INFO))
-    if not package_logger.handlers:
+    ours = [h for h in package_logger.handlers if getattr(h, "_itwinai_ray_cli", False)]
+    if ours:  # main() called again in one process: write to today's stderr
+        ours[0].stream = sys.stderr  # (setStream would flush the old one, maybe closed)
+    elif not package_logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler._itwinai_ray_cli = True  # type: ignore[attr-defined]
         package_logger.addHandler(handler)
         package_logger.propagate = False
 

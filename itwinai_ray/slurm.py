@@ -52,6 +52,10 @@ class SlurmJob:
     mem: str | None = None
     config: str | None = None
     command: str | None = None
+    #: Seconds before the time limit at which the job is asked to stop in order (SIGUSR1).
+    signal_before_s: int | None = None
+    #: Requeue the job when it was interrupted in order (exit 75): ``#SBATCH --requeue``.
+    requeue: bool = False
 
     def check(self) -> None:
         if not isinstance(self.nodes, int) or self.nodes < 1:
@@ -65,6 +69,10 @@ class SlurmJob:
                 f"use on each node: the launcher runs one task per node).")
         if self.config and self.command:
             raise ConfigurationError("Give --config or --command, not both.")
+        if self.signal_before_s is not None and not 10 <= self.signal_before_s <= 3600:
+            raise ConfigurationError(
+                f"--signal-before is {self.signal_before_s}, but must be 10 to 3600 seconds "
+                f"(time for running trials to stop and the experiment state to be saved).")
         if self.time is not None and not re.fullmatch(r"[0-9:-]+", self.time):
             raise ConfigurationError(
                 f"--time {self.time!r} is not a SLURM time: use MM, HH:MM:SS or D-HH:MM:SS.")
@@ -100,6 +108,12 @@ def render(job: SlurmJob, template: str | None = None) -> str:
     text = _set(text, "account", job.account)
     text = _set(text, "job-name", job.job_name)
     text = _set(text, "mem", job.mem)
+    if job.signal_before_s is not None:
+        text = _set(text, "signal", f"B:USR1@{job.signal_before_s}")
+    if job.requeue:
+        text = text.replace("##SBATCH --requeue", "#SBATCH --requeue", 1)
+        text = text.replace('ITWINAI_RAY_REQUEUE="${ITWINAI_RAY_REQUEUE:-0}"',
+                            'ITWINAI_RAY_REQUEUE="${ITWINAI_RAY_REQUEUE:-1}"', 1)
     command = job.command
     if job.config:
         command = f"itwinai-ray exec-pipeline --config {shlex.quote(job.config)}"
@@ -153,6 +167,13 @@ def configure_cli(parser: Any) -> None:
                       help="job command: itwinai-ray exec-pipeline --config YAML")
     what.add_argument("--command", default=None, metavar="CMD",
                       help="job command: any shell command line")
+    parser.add_argument("--signal-before", type=int, default=None, metavar="S",
+                        dest="signal_before_s",
+                        help="ask the job to stop in order S seconds before the time limit "
+                             "(default: the script's 120)")
+    parser.add_argument("--requeue", action="store_true",
+                        help="requeue the job when it stopped for the time limit (exit 75); "
+                             "set run_config.resume: auto so the next run continues")
     parser.add_argument("-o", "--output", default=None, metavar="FILE",
                         help="write the script here instead of printing it")
     parser.add_argument("--submit", action="store_true",
@@ -163,7 +184,8 @@ def run_cli(args: Any) -> int:
     job = SlurmJob(nodes=args.nodes, gpus_per_node=args.gpus_per_node,
                    cpus_per_task=args.cpus_per_task, time=args.time, partition=args.partition,
                    account=args.account, job_name=args.job_name, mem=args.mem,
-                   config=args.config, command=args.command)
+                   config=args.config, command=args.command,
+                   signal_before_s=args.signal_before_s, requeue=args.requeue)
     script = render(job)
     if args.output:
         Path(args.output).write_text(script)

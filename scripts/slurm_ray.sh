@@ -15,6 +15,10 @@
 #   - stops this job's Ray processes, and only those, on exit, failure and scancel (never
 #     `ray stop`, which kills every Ray on the node, other users' too);
 #   - exits with the job command's exit code.
+#   - before the time limit (SIGUSR1 from `--signal=B:USR1@<s>`, below), asks the job command to
+#     stop in order (itwinai-ray: running trials stop, the experiment state is saved, exit 75);
+#     with ITWINAI_RAY_REQUEUE=1 (and `#SBATCH --requeue`) a job that exits 75 requeues itself,
+#     and the next allocation continues the experiment (set run_config.resume: auto).
 #
 # Optional settings (environment variables, read when the job starts; sbatch passes the caller's
 # environment on by default):
@@ -37,6 +41,8 @@
 #   RAY_INCLUDE_DASHBOARD    1 (default) or 0. The dashboard listens on 127.0.0.1 of the head:
 #                            reach it with `ssh -L 8265:127.0.0.1:<port> <head node>`.
 #   ITWINAI_CONFIG           YAML for the default job command (default: config.yaml).
+#   ITWINAI_RAY_REQUEUE      1: requeue the job (scontrol requeue) when the job command exits 75
+#                            (interrupted before the time limit, state saved). Default 0.
 #
 #SBATCH --job-name=itwinai-ray
 #SBATCH --nodes=2
@@ -47,6 +53,12 @@
 ##SBATCH --account=my_project
 #SBATCH --time=01:00:00
 #SBATCH --output=%x-%j.out
+# SIGUSR1 to this script 120 s before the time limit: time for running trials to stop and
+# the experiment state to be saved (a trial loses at most the epoch it is in).
+#SBATCH --signal=B:USR1@120
+##SBATCH --requeue
+# 1: a job command that exits 75 (interrupted, state saved) requeues the job (needs --requeue).
+ITWINAI_RAY_REQUEUE="${ITWINAI_RAY_REQUEUE:-0}"
 
 set -uo pipefail
 
@@ -208,7 +220,27 @@ cleanup() {
     [[ -n "${_JOB_DIR:-}" ]] && rm -rf "$_JOB_DIR"
     if [[ -n "${JOB_RC:-}" ]]; then rc=$JOB_RC; fi
     _log "done, exit code $rc"
+    maybe_requeue "$rc"
     exit "$rc"
+}
+
+on_usr1() {
+    if [[ -z "${JOB_PID:-}" ]]; then  # Ray still starting: the job command will not start
+        _log "time limit near (SIGUSR1) before the job command started"
+        _USR1_EARLY=1
+        return
+    fi
+    _log "time limit near (SIGUSR1): asking the job command to stop in order"
+    kill -USR1 "$JOB_PID" 2>/dev/null
+}
+
+maybe_requeue() {
+    # Interrupted in order (exit 75) and asked to: back into the queue; the next allocation
+    # resumes the experiment. SLURM then ends this job; the cleanup has run by then.
+    if [[ "${1:-}" == 75 && "${ITWINAI_RAY_REQUEUE:-0}" == 1 && -n "${SLURM_JOB_ID:-}" ]]; then
+        _log "requeueing job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0})"
+        scontrol requeue "$SLURM_JOB_ID" || _log "scontrol requeue failed: resubmit by hand"
+    fi
 }
 
 on_signal() {
@@ -325,7 +357,13 @@ NODES=()
 trap cleanup EXIT
 trap 'on_signal TERM 15' TERM
 trap 'on_signal INT 2' INT
+trap on_usr1 USR1
 main
+if [[ -n "${_USR1_EARLY:-}" ]]; then
+    JOB_RC=75
+    _log "not starting the job command: too close to the time limit (exit 75)"
+    exit "$JOB_RC"
+fi
 _log "running: ${*:-the default job command}"
 
 # ====================== the job command: edit it, or pass one to sbatch ======================
@@ -336,8 +374,12 @@ else
 fi
 # ==============================================================================================
 JOB_PID=$!
-wait "$JOB_PID"
-JOB_RC=$?
-# `wait` returns early when a signal arrives; then on_signal has already set JOB_RC and exited.
+# `wait` returns early when a signal arrives: on TERM/INT on_signal has already set JOB_RC and
+# exited; after USR1 (forwarded to the job command) wait again until the command ends.
+while :; do
+    wait "$JOB_PID"
+    JOB_RC=$?
+    kill -0 "$JOB_PID" 2>/dev/null || break
+done
 _log "job command exited with $JOB_RC"
 exit "$JOB_RC"

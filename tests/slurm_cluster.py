@@ -92,6 +92,11 @@ class SlurmCluster:
             "AccountingStorageType=accounting_storage/none",
             # MinJobAge: without it `sbatch --wait` polls only every 32 s.
             "ReturnToService=2", "KillWait=5", "MinJobAge=5", "InactiveLimit=0",
+            # Requeue (test_slurm's time-limit test): a requeued job may start again only
+            # cred_expire + 1 s later (default 120 s; 5 is the least), and a pending job
+            # waits for the next scheduling pass (default every 60 s; backfill 30 s).
+            "JobRequeue=1", "AuthInfo=cred_expire=10",
+            "SchedulerParameters=sched_interval=2,bf_interval=2",
             f"StateSaveLocation={self.root / 'state'}",
             f"SlurmdSpoolDir={self.root / 'spool'}/%n",
             f"SlurmctldPidFile={self.root / 'slurmctld.pid'}",

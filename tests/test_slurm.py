@@ -216,6 +216,164 @@ def test_scancel_stops_the_job_and_its_ray_processes(slurm, tmp_path):
     assert_job_cleaned_up(job_id)
 
 
+# ------------------------------------------------------------------ time limit and requeue
+WALLTIME_TRIALS = 4
+WALLTIME_EPOCHS = 7
+WALLTIME_EPOCH_S = 8
+
+
+def _walltime_yaml(tmp: Path, storage: Path) -> Path:
+    """4 trials of 7 epochs of 8 s, 2 at a time (one per node): about 2 x 60 s of trial work,
+    more than a 3-minute allocation leaves once Ray and the driver are up; resume: auto."""
+    config = yaml.safe_load(_hpo_yaml(tmp, storage).read_text())
+    ray_step = config["training_pipeline"]["init_args"]["steps"][2]["init_args"]
+    ray_step["trainer"] = {
+        "class_path": "walltime_trainers.SlowEpochRecordingTrainer",
+        "init_args": {"epochs": WALLTIME_EPOCHS, "random_seed": 0,
+                      "config": {"batch_size": 64, "optim_lr": 0.003, "hidden_size": 16,
+                                 "record_dir": str(tmp / "records"),
+                                 "epoch_sleep_s": WALLTIME_EPOCH_S}}}
+    # One 0.9-CPU worker per trial: 2 trials at once, one on each 1-CPU node.
+    ray_step["scaling_config"] = {"num_workers": 1, "resources_per_worker": {"CPU": 0.9}}
+    ray_step["tune_config"] = {"num_samples": WALLTIME_TRIALS, "metric": "val_loss",
+                               "mode": "min", "scheduler": "fifo"}
+    ray_step["run_config"] = {"name": "slurm-walltime", "storage_path": str(storage),
+                              "mlflow": False, "resume": "auto"}
+    path = tmp / "walltime.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _job_fields(cluster: SlurmCluster, job_id: str) -> dict[str, str] | None:
+    """``scontrol show job`` as a dict; None once the job is gone (MinJobAge after its end)."""
+    proc = cluster.run("scontrol", "show", "job", "-o", job_id, check=False)
+    if proc.returncode:
+        return None
+    return dict(f.split("=", 1) for f in proc.stdout.split() if "=" in f)
+
+
+def wait_for_requeued_job(cluster: SlurmCluster, job_id: str, timeout: float
+                          ) -> tuple[list[tuple[float, str, str, int]], dict[str, list[str]]]:
+    """Poll the job until it is COMPLETED, FAILED, ... or gone (not `sbatch --wait`, which
+    returns when the job is requeued). Returns its states ``(time, JobState, Reason,
+    Restarts)``, one per change, and the job's processes seen while it waited in the queue
+    between two allocations (``{"<restart>": [process, ...]}``)."""
+    states: list[tuple[float, str, str, int]] = []
+    between: dict[str, list[str]] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fields = _job_fields(cluster, job_id)
+        if fields is None:
+            return states, between
+        state = (fields.get("JobState", "?"), fields.get("Reason", "?"),
+                 int(fields.get("Restarts", "0")))
+        if not states or states[-1][1:] != state:
+            states.append((round(time.monotonic(), 1), *state))
+            # Back in the queue after running: the first allocation's processes are gone.
+            if state[0] == "PENDING" and any(s[1] == "RUNNING" for s in states):
+                between.setdefault(str(state[2]), job_processes(job_id))
+        if state[0] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL",
+                        "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"):
+            return states, between
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} not finished after {timeout} s; states: {states}")
+
+
+def _check_no_checkpointed_epoch_redone(history: list[dict], starts: list[dict]) -> list[int]:
+    """One trial's own records: its result.json rows (one per reported epoch, each with its
+    checkpoint) and the epochs its runs started (walltime_trainers). Returns the allocations
+    (SLURM_RESTART_COUNT) it ran in."""
+    epochs = list(range(1, WALLTIME_EPOCHS + 1))
+    # Each epoch reported (and checkpointed) exactly once, in order.
+    assert [h["epoch"] for h in history] == epochs, history
+    assert [h["training_iteration"] for h in history] == epochs, history
+    first_of_run = {h["epoch"] for h in history if h["iterations_since_restore"] == 1}
+    runs: list[list[dict]] = []  # one per trial process, in order
+    for rec in starts:
+        if not runs or runs[-1][-1]["pid"] != rec["pid"] or rec["restart"] != runs[-1][-1][
+                "restart"]:
+            runs.append([])
+        runs[-1].append(rec)
+    assert runs[0][0]["epoch"] == 1 and runs[-1][-1]["epoch"] == WALLTIME_EPOCHS, starts
+    for i, run in enumerate(runs):
+        started = [r["epoch"] for r in run]
+        # A run goes through consecutive epochs from the one after its checkpoint.
+        assert started == list(range(run[0]["start_epoch"], started[-1] + 1)), starts
+        if i == 0:
+            continue
+        prev = [r["epoch"] for r in runs[i - 1]]
+        # The next run starts after the last checkpoint: it redoes at most the epoch that was
+        # running when the previous run stopped (never reported: its report, below, is the
+        # first of the run that redid it), never an earlier one.
+        assert started[0] in (prev[-1], prev[-1] + 1), starts
+        assert started[0] in first_of_run, (starts, history)
+    return sorted({r["restart"] for r in starts})
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_time_limit_stops_requeues_and_resumes_without_redoing_epochs(slurm, tmp_path):
+    """Issue 18: an HPO job longer than its 3-minute time limit. SIGUSR1 40 s before it (SLURM
+    sends it up to ~30 s earlier) stops the trials in order, the job exits 75 and requeues
+    itself; the next allocation resumes the experiment (resume: auto), until all trials are
+    done. However early the signal comes, the first allocation cannot finish the work and
+    the second can (a third one is tolerated)."""
+    storage = tmp_path / "shared" / "runs"
+    config = _walltime_yaml(tmp_path, storage)
+    out = tmp_path / "job.out"
+    submit = subprocess.run(
+        ["sbatch", "--parsable", "--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=1",
+         "--mem=1000", "--time=3", "--signal=B:USR1@40", "--requeue", "--open-mode=append",
+         f"--output={out}", f"--chdir={tmp_path}", str(SCRIPT),
+         "itwinai-ray", "exec-pipeline", "--config", str(config)],
+        capture_output=True, text=True, timeout=30,
+        env=_job_env(slurm, ITWINAI_RAY_REQUEUE="1", ITWINAI_RAY_ASSUME_SHARED_STORAGE="1"))
+    assert submit.returncode == 0, submit.stderr
+    job_id = submit.stdout.strip().split(";")[0]
+    started = time.monotonic()
+    states, between = wait_for_requeued_job(slurm, job_id, timeout=840)
+    elapsed = time.monotonic() - started
+    output = out.read_text() if out.is_file() else ""
+    info = f"states: {states}\nelapsed: {elapsed:.0f} s\n{output[-6000:]}"
+    assert states and states[-1][1] == "COMPLETED", info
+    restarts = states[-1][3]
+    assert restarts >= 1, info  # scontrol: Restarts=
+
+    # The job's own log (both allocations: --open-mode=append) shows the stop and requeue.
+    assert output.count("time limit near (SIGUSR1): asking the job command to stop") >= 1, info
+    assert output.count(f"requeueing job {job_id} (restart 0)") == 1, info
+    assert output.count("job command exited with 75") == restarts, info
+    assert output.count("job command exited with 0") == 1, info
+    assert output.count("Ray cluster up: 2 node(s)") == restarts + 1, info
+    assert "scontrol requeue failed" not in output, info
+    # Between the allocations no process of the job was left.
+    assert between and all(procs == [] for procs in between.values()), (between, info)
+
+    experiment = storage / "slurm-walltime"
+    results = json.loads((experiment / "results.json").read_text())
+    assert results["interrupted"] is False, info
+    assert [t["status"] for t in results["trials"]] == ["finished"] * WALLTIME_TRIALS, info
+    records: dict[str, list[dict]] = {}
+    for path in sorted((tmp_path / "records").glob("*.jsonl")):
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        records[path.stem] = lines
+    assert sorted(records) == sorted(t["trial_id"] for t in results["trials"]), records.keys()
+    allocations: dict[str, list[int]] = {}
+    for trial in results["trials"]:
+        trial_id = trial["trial_id"]
+        [trial_dir] = [p for p in experiment.iterdir() if p.is_dir() and trial_id in p.name]
+        history = [json.loads(line)
+                   for line in (trial_dir / "result.json").read_text().splitlines()]
+        starts = records[trial_id]
+        assert {r["slurm_job"] for r in starts} == {job_id}
+        allocations[trial_id] = _check_no_checkpointed_epoch_redone(history, starts)
+    # Some trial went on in a later allocation from the checkpoint of an earlier one.
+    assert any(len(a) > 1 for a in allocations.values()), allocations
+    assert_job_cleaned_up(job_id)
+    print(f"job {job_id}: {restarts} requeue(s), {elapsed:.0f} s; allocations per trial: "
+          f"{allocations}; states: {states}")
+
+
 def test_outside_slurm_the_script_says_to_use_sbatch(tmp_path):
     env = {k: v for k, v in subprocess_env().items() if not k.startswith("SLURM_")}
     proc = subprocess.run(["bash", str(SCRIPT), "true"], capture_output=True, text=True,
@@ -242,6 +400,14 @@ def test_itwinai_ray_slurm_fills_in_the_launcher(capsys):
     assert main(["slurm", "--command", "python tune.py"]) == 0
     script = capsys.readouterr().out
     assert "##SBATCH --gpus-per-node=4" in script and "    python tune.py &" in script
+    # Time limit: SIGUSR1 120 s before by default; --signal-before and --requeue.
+    assert "#SBATCH --signal=B:USR1@120" in script and "##SBATCH --requeue" in script
+    assert 'ITWINAI_RAY_REQUEUE="${ITWINAI_RAY_REQUEUE:-0}"' in script
+    assert main(["slurm", "--config", "h.yaml", "--signal-before", "40", "--requeue"]) == 0
+    script = capsys.readouterr().out
+    assert "#SBATCH --signal=B:USR1@40" in script and "\n#SBATCH --requeue" in script
+    assert 'ITWINAI_RAY_REQUEUE="${ITWINAI_RAY_REQUEUE:-1}"' in script
+    assert len([line for line in script.splitlines() if line.startswith("#SBATCH --signal")]) == 1
 
 
 def test_itwinai_ray_slurm_bad_input(capsys, tmp_path):

@@ -26,6 +26,7 @@ examples:
   itwinai-ray results runs/digits-hpo/digits-hpo --plot            # PNGs into <dir>/plots
   itwinai-ray results runs/digits-hpo/digits-hpo --format json > results.json
   itwinai-ray results DIR --config hpo.yaml --best-config best.yaml   # ready-to-run pipeline
+  itwinai-ray results DIR --journal      # (re)write DIR/optuna-journal.log from result.json
 """
 
 
@@ -51,6 +52,11 @@ def configure_results(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--best-config", default=None, metavar="FILE",
                         help="where to write the ready-to-run best config "
                              "(default: EXPERIMENT_DIR/best_config.yaml)")
+    parser.add_argument("--journal", action="store_true",
+                        help="(re)write the experiment's Optuna trial journal "
+                             "(EXPERIMENT_DIR/optuna-journal.log, what optuna-dashboard "
+                             "reads) from its trials' result.json: for runs from before "
+                             "journals, or a lost or damaged journal; not while it runs")
 
 
 def run_results(args: argparse.Namespace) -> int:
@@ -78,6 +84,10 @@ def run_results(args: argparse.Namespace) -> int:
             report.write(f"Plot: {path}\n")
         if not paths:
             report.write("No plots: no trial reported the metric.\n")
+    if args.journal:
+        from ..tuning.journal import rebuild
+
+        report.write(f"Trial journal: {rebuild(exp)} (study {exp.path.name!r})\n")
     return 0
 
 

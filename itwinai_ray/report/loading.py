@@ -22,12 +22,12 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..tuning.progress import end_state
 from ..tuning.results import HPOResults, TrialRow, read_history
+from ..tuning.saved_state import STATE_GLOB, trial_states
 from ..tuning.scope import Scope
 
 logger = logging.getLogger(__name__)
 
 META_FILE = "itwinai_ray.json"
-_STATE_GLOB = "experiment_state-*.json"
 #: Tune trial status -> our status, for trials that did not complete.
 _UNFINISHED = {"RUNNING": "unfinished", "PAUSED": "unfinished", "PENDING": "pending"}
 
@@ -57,7 +57,7 @@ def is_experiment_dir(path: Path) -> bool:
         return False
     if (path / META_FILE).is_file() or (path / "tuner.pkl").is_file():
         return True
-    if any(path.glob(_STATE_GLOB)):
+    if any(path.glob(STATE_GLOB)):
         return True
     return any((d / "params.json").is_file() for d in path.iterdir() if d.is_dir())
 
@@ -78,30 +78,6 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
-        return None
-
-
-def _trial_states(path: Path) -> dict[str, tuple[str, str]]:
-    """Trial directory name -> (trial id, Tune status) from the newest experiment state."""
-    states = sorted(path.glob(_STATE_GLOB), key=lambda p: p.stat().st_mtime)
-    if not states:
-        return {}
-    data = _read_json(states[-1]) or {}
-    out = {}
-    for entry in data.get("trial_data", []):
-        trial = entry[0] if isinstance(entry, list) and entry else entry
-        if isinstance(trial, str):
-            trial = _read_json_str(trial)
-        if isinstance(trial, dict) and trial.get("relative_logdir"):
-            out[str(trial["relative_logdir"])] = (str(trial.get("trial_id")),
-                                                  str(trial.get("status")))
-    return out
-
-
-def _read_json_str(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
         return None
 
 
@@ -148,7 +124,7 @@ def load_experiment(path: str | Path, metric: str | None = None,
     metric_, mode_ = _metric_mode(path, meta, metric, mode)
     metrics = metric_ if isinstance(metric_, list) else [metric_]
     modes = mode_ if isinstance(mode_, list) else [mode_] * len(metrics)
-    states = _trial_states(path)
+    states = trial_states(path)
     scope = Scope.parse(meta.get("scope"))  # older experiments: the default
     trial_dirs = sorted(d for d in path.iterdir()
                         if d.is_dir() and ((d / "params.json").is_file() or d.name in states))

@@ -1,20 +1,24 @@
-"""What watches an experiment from the driver: the live progress view and the MLflow runs.
+"""What watches an experiment from the driver: the live progress view, the MLflow runs and
+the trial journal (:mod:`.journal`).
 
 :func:`start` (called by :func:`itwinai_ray.tuning.ray_backend.run_experiment` before the
 Tuner runs) writes ``itwinai_ray.json`` into the experiment directory (metric, mode, budget,
-search-space keys, MLflow store: what ``itwinai-ray results`` and ``mlflow-ui`` read later),
-opens the MLflow parent run and returns the Tune callbacks. :meth:`Observers.close` closes
-whatever is still open, also after Ctrl-C or a Tune error.
+search-space keys and their Optuna distributions, MLflow store: what ``itwinai-ray results``
+and ``mlflow-ui`` read later), opens the MLflow parent run and the journal, and returns the
+Tune callbacks. :meth:`Observers.close` closes whatever is still open, also after Ctrl-C or a
+Tune error.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .journal import JOURNAL_FILE, JournalWriter, Objectives
 from .mlflow_runs import ExperimentRuns, MlflowSettings
 
 logger = logging.getLogger(__name__)
@@ -27,6 +31,7 @@ class Observers:
     callbacks: list[Any] = field(default_factory=list)
     runs: ExperimentRuns | None = None
     progress: Any = None
+    journal: JournalWriter | None = None
 
     def close(self, error: BaseException | None = None) -> None:
         if self.progress is not None and self.progress.view._live is not None:
@@ -37,15 +42,24 @@ class Observers:
             else:
                 status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
             self.runs.end(status)
+        if self.journal is not None:
+            self.journal.close()
 
 
 def start(experiment_dir: str | Path, name: str, *, metric: Any, mode: Any,
           num_samples: int, time_budget_s: float | None, param_keys: list[str],
           max_iterations: int | None, progress: bool, mlflow: Any,
-          terminal: Any = None, scope: str = "best") -> Observers:
-    """Write the experiment's metadata, open the MLflow parent run, build the callbacks.
+          terminal: Any = None, scope: str = "best",
+          param_space: Mapping[str, Any] | None = None,
+          objectives: list[tuple[str, str]] | None = None, journal: bool = True) -> Observers:
+    """Write the experiment's metadata, open the MLflow parent run and the journal, build the
+    callbacks.
 
-    ``terminal``: where the progress view writes (default: ``sys.stdout`` when it writes)."""
+    ``terminal``: where the progress view writes (default: ``sys.stdout`` when it writes).
+    ``param_space``: the Tune search space (its domains give the journal's distributions).
+    ``objectives``: every tuned ``(metric, mode)`` (default: ``metric``, ``mode``)."""
+    from ._journal_params import to_json
+    from ._ray_journal import journal_callback_class
     from ._ray_mlflow import mlflow_callback_class
     from ._ray_progress import make_progress_callback
 
@@ -65,12 +79,32 @@ def start(experiment_dir: str | Path, name: str, *, metric: Any, mode: Any,
             "search_space": ", ".join(param_keys)})
         obs.runs.start_in_background()  # overlaps with Tune starting the first trials
         obs.callbacks.append(mlflow_callback_class()(obs.runs, param_keys, max_iterations))
+    dists = {}
+    if journal:
+        obs.journal, dists = _start_journal(experiment_dir, name, param_space or {},
+                                            objectives or [(metric, mode)], scope)
+        obs.callbacks.append(journal_callback_class()(obs.journal, param_keys, dists,
+                                                      max_iterations))
     meta = {"name": name, "metric": metric, "mode": mode, "num_samples": num_samples,
             "time_budget_s": time_budget_s, "max_iterations": max_iterations,
-            "param_keys": param_keys, "scope": scope, "mlflow": None}
+            "param_keys": param_keys, "scope": scope, "mlflow": None,
+            "journal": JOURNAL_FILE if journal else None,
+            "distributions": {k: to_json(d) for k, d in dists.items()}}
     if obs.runs is not None:
         meta["mlflow"] = {"tracking_uri": obs.runs.settings.tracking_uri,
                           "experiment_name": obs.runs.settings.experiment_name}
     experiment_dir.mkdir(parents=True, exist_ok=True)
     (experiment_dir / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
     return obs
+
+
+def _start_journal(experiment_dir: Path, name: str, param_space: Mapping[str, Any],
+                   objectives: list[tuple[str, str]], scope: str
+                   ) -> tuple[JournalWriter, dict[str, Any]]:
+    """The journal writer, opening on its own thread, and the search space's distributions."""
+    from ._ray_journal import distributions
+
+    writer = JournalWriter(experiment_dir, Objectives.build(
+        [m for m, _ in objectives], [m for _, m in objectives], scope), name=name)
+    writer.start_in_background()
+    return writer, distributions(param_space)

@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from itwinai_ray.errors import ConfigurationError
@@ -55,13 +56,50 @@ def experiment_to_resume(storage_path: str, name: str | None, prefix: str,
     return None
 
 
-def _restorer(experiment_dir: str) -> Any:
+#: Tune's saved state of a searcher (a ``SearchGenerator``: counter, total_samples, ...).
+_SEARCH_STATE_GLOB = "search_gen_state-*.json"
+
+
+def extend_search(experiment_dir: str, num_samples: int) -> int | None:
+    """Let a saved search go on to ``num_samples`` trials in total (adding trials to a
+    finished or interrupted experiment); return how many it held, or None if unchanged.
+
+    The searcher keeps what it learned (Optuna's study is in its saved state). Ray 2.60 has
+    no public way to raise a restored experiment's ``num_samples``: the newest saved
+    ``SearchGenerator`` state is rewritten with the new total, the one place this is done.
+
+    Raises:
+        ConfigurationError: the experiment's search keeps no state to continue (random and
+            grid search): start a new experiment, with ``tune_config.warm_start`` if useful.
+    """
+    from ray import cloudpickle
+
+    states = sorted(Path(experiment_dir).glob(_SEARCH_STATE_GLOB), key=lambda p: p.name)
+    if not states:
+        raise ConfigurationError(
+            f"Cannot add trials to {experiment_dir}: its search (random or grid) keeps no "
+            f"state to continue. Start a new experiment (tune_config.warm_start: "
+            f"{experiment_dir} seeds Optuna with its trials), or use search_alg: optuna.")
+    state = cloudpickle.loads(states[-1].read_bytes())
+    held = int(state.get("total_samples", 0))
+    if num_samples <= held:
+        return None
+    state["total_samples"], state["finished"] = num_samples, False
+    tmp = states[-1].with_suffix(".tmp")
+    tmp.write_bytes(cloudpickle.dumps(state))
+    os.replace(tmp, states[-1])
+    logger.info("Adding %d trials to the experiment %s (it holds %d): %d in total.",
+                num_samples - held, experiment_dir, held, num_samples)
+    return held
+
+
+def _restorer(experiment_dir: str, extend_to: int | None = None) -> Any:
     """A drop-in for ``ray.tune.Tuner(...)`` that continues the experiment in that directory.
 
     ``Tuner.restore`` brings back the saved tune config (searcher state, ``num_samples``)
     and the saved run config; this run's callbacks (resource registry, progress, MLflow),
     failure config and stop conditions replace the saved ones, which belong to the dead
-    driver.
+    driver. ``extend_to`` (trials in total) adds trials (:func:`extend_search`).
     """
 
     def restore(trainable: Any, *, param_space: dict[str, Any], tune_config: Any,
@@ -69,6 +107,8 @@ def _restorer(experiment_dir: str) -> Any:
         from ray.tune import Tuner
 
         logger.info("Resuming the experiment %s.", experiment_dir)
+        if extend_to is not None:
+            extend_search(experiment_dir, extend_to)
         tuner = Tuner.restore(experiment_dir, trainable=trainable, resume_errored=True,
                               param_space=param_space)
         saved = tuner._local_tuner.get_run_config()  # Ray has no public setter for these

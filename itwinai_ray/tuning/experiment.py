@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ResourceError, TrialsFailedError
-from . import _ray_output
+from . import _ray_output, interrupts
 from . import resources as res
 from .context import WorkerFn
 from .results import HPOResults
+from .saved_state import unfinished_trials
 from .settings import RunSettings, ScalingSettings, TorchSettings, TuneSettings
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,13 @@ def plan_search(space: dict[str, Any], tune: TuneSettings, *, name: str,
     mode = algorithms.resolve_mode(tune.mode, tune.scheduler)
     # Several metrics (multi-objective) become lists; bohb gets its HyperBandForBOHB.
     metric, mode = algorithms.normalize_objectives(metric, mode)
+    search_alg = tune.search_alg
+    if tune.warm_start:
+        from . import warm_start
+
+        search_alg = warm_start.prepare(tune.warm_start, search_alg, metric, mode, space)
     searcher, space, scheduler = algorithms.build_algorithms(
-        tune.search_alg, tune.scheduler, metric, mode, space, max_t=max_epochs,
+        search_alg, tune.scheduler, metric, mode, space, max_t=max_epochs,
         num_samples=tune.num_samples)
     return Plan(space=space, metric=metric, mode=mode, searcher=searcher,
                 scheduler=scheduler, name=name, max_epochs=max_epochs)
@@ -76,14 +82,21 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
     experiment_dir = os.path.join(storage, name)
     quiet = run.verbose == 0  # Ray's output to log files (see _ray_output)
     with _ray_output.quiet_driver(_ray_output.driver_log_path(experiment_dir)) if quiet \
-            else contextlib.nullcontext(sys.stdout) as terminal:
+            else contextlib.nullcontext(sys.stdout) as terminal, interrupts.stop_on_signals():
         grid = _run_on_ray(worker_fn, plan, name, storage, resume, scaling=scaling, tune=tune,
                            run=run, ray_init=ray_init, torch=torch, terminal=terminal)
     results = HPOResults.from_result_grid(
         grid, plan.metric, plan.mode, list(plan.space), max_epochs=plan.max_epochs,
-        experiment_path=f"{storage}/{name}", scope=tune.scope)
+        experiment_path=f"{storage}/{name}", scope=tune.scope,
+        unfinished=unfinished_trials(experiment_dir))
+    results.interrupted = results.interrupted or interrupts.requested()
     write_results(results)
-    check_any_succeeded(results)
+    if results.interrupted:
+        log.warning("Interrupted: %d of %d trials done; the experiment state is saved. "
+                    "Continue it with --resume (or run_config.resume: true / auto).",
+                    results.done(), len(results.rows))
+    else:
+        check_any_succeeded(results)
     log.info("%s", results.summary())
     return results
 
@@ -97,6 +110,7 @@ def _run_on_ray(worker_fn: WorkerFn, plan: Plan, name: str, storage: str, resume
 
     quiet = run.verbose == 0
     started = ray_backend.ensure_ray(**ray_init, log_to_driver=not quiet)
+    interrupts.rearm()
     try:
         return ray_backend.run_experiment(
             worker_fn, plan.space,
@@ -112,7 +126,8 @@ def _run_on_ray(worker_fn: WorkerFn, plan: Plan, name: str, storage: str, resume
             worker_max_failures=run.worker_max_failures, stop=tune.stop,
             max_iterations=plan.max_epochs, progress=run.progress, verbose=run.verbose,
             terminal=terminal, scope=tune.scope, capture_output=quiet,
-            mlflow=run.mlflow, torch_config=(torch or TorchSettings()).as_ray_kwargs())
+            mlflow=run.mlflow, torch_config=(torch or TorchSettings()).as_ray_kwargs(),
+            extend_to=run.add_trials_to if resume else None)
     except ResourceError as exc:
         hint = res.local_ray_hint(ray_init, res.trial_need(
             scaling.num_workers, scaling.resources_per_worker, scaling.use_gpu)) \

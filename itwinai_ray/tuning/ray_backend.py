@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from itwinai_ray.errors import ConfigurationError
 from itwinai_ray.tuning import (
     _ray_callbacks,
+    _ray_interrupts,
     _ray_logs,
     _ray_observers,
     _ray_output,
@@ -264,6 +265,7 @@ def run_experiment(
     worker_max_failures: int = 0,
     stop: Mapping[str, float] | None = None,
     torch_config: Mapping[str, Any] | None = None,
+    extend_to: int | None = None,
 ) -> ResultGrid:
     """Run an HPO experiment: ``num_samples`` trials of ``worker_fn`` on ``num_workers`` each.
 
@@ -306,6 +308,8 @@ def run_experiment(
         worker_max_failures: in-place restarts of a trial's worker group (num_workers >= 2)
             from its last checkpoint after a worker error or death, before the trial fails.
         stop: per-trial stop conditions ``{key: threshold}`` (see :class:`StopWhen`).
+        extend_to: with ``resume``: add trials until the experiment holds this many (a
+            searcher that keeps its state, e.g. optuna; see ``extend_search``).
 
     Raises:
         ResourceError: before any trial starts, when one trial cannot fit the cluster.
@@ -316,6 +320,7 @@ def run_experiment(
     # Several metrics (multi-objective): the searcher holds them; checkpoint ranking, stop
     # conditions and the progress view use one, the scheduler's if it has one, else the first.
     all_metrics = tuple(metric) if isinstance(metric, (list, tuple)) else (metric,)
+    all_modes = tuple(mode) if isinstance(mode, (list, tuple)) else (mode,) * len(all_metrics)
     metric, mode, multi = _primary_objective(metric, mode, scheduler)
     if num_samples < 1:
         raise ConfigurationError(f"num_samples is {num_samples}, but must be >= 1.")
@@ -345,7 +350,8 @@ def run_experiment(
             os.path.join(os.path.abspath(storage_path), name), name, metric=metric, mode=mode,
             num_samples=num_samples, time_budget_s=time_budget_s, param_keys=list(param_space),
             max_iterations=max_iterations, progress=progress, mlflow=mlflow,
-            terminal=terminal, scope=scope)
+            terminal=terminal, scope=scope, param_space=param_space,
+            objectives=list(zip(all_metrics, all_modes)))  # and the trial journal
         trainable = make_trainable(
             worker_fn, num_workers=num_workers, use_gpu=use_gpu,
             resources_per_worker=resources_per_worker, storage_path=storage_path, name=name,
@@ -357,7 +363,7 @@ def run_experiment(
         # metric only: several are the searcher's business.
         scheduler_has_metric = getattr(scheduler, "_metric", None) is not None or multi
         _cap_limiter(search_alg, concurrency)
-        make_tuner = _restorer(experiment_dir) if resume else ray.tune.Tuner
+        make_tuner = _restorer(experiment_dir, extend_to) if resume else ray.tune.Tuner
         fail_fast_guard = FailFastGuard.build(fail_fast)  # auto: a Tune callback + stopper
         tuner = make_tuner(
             trainable,
@@ -373,6 +379,7 @@ def run_experiment(
             run_config=ray.tune.RunConfig(
                 name=name, storage_path=os.path.abspath(storage_path),
                 callbacks=[release_cls(*registry), _ray_logs.keep_logs_callback(),
+                           _ray_interrupts.stop_if_requested_callback(),
                            *observers.callbacks, *fail_fast_guard.callbacks],
                 verbose=verbose,
                 failure_config=ray.tune.FailureConfig(max_failures=max_failures,

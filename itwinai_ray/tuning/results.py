@@ -46,7 +46,7 @@ class TrialRow:
     config: dict[str, Any]
     metric: float | None
     epochs: int
-    status: str  # "finished", "stopped early", "error" or "not started"
+    status: str  # "finished", "stopped early", "error", "not started" or "interrupted"
     checkpoint: str | None
     path: str | None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -121,13 +121,19 @@ class HPOResults:
     max_epochs: int | None = None
     objectives: list[tuple[str, str]] = field(default_factory=list)
     scope: str = DEFAULT_SCOPE  # how a trial's reports rank it (see tuning.scope)
+    #: The experiment was interrupted (a signal, a time limit): some trials did not end;
+    #: ``--resume`` continues them (their rows have status "interrupted").
+    interrupted: bool = False
 
     @classmethod
     def from_result_grid(cls, grid: Iterable[Any], metric: str | list[str],
                          mode: str | list[str], param_keys: Iterable[str],
                          max_epochs: int | None = None,
                          experiment_path: str | None = None,
-                         scope: str = DEFAULT_SCOPE) -> HPOResults:
+                         scope: str = DEFAULT_SCOPE,
+                         unfinished: Iterable[str] = ()) -> HPOResults:
+        """``unfinished``: ids of trials that an interrupted experiment had not ended."""
+        unfinished = set(unfinished)
         objectives: list[tuple[str, str]] = []
         if isinstance(metric, (list, tuple)):  # several metrics: rank on the first
             modes = list(mode) if isinstance(mode, (list, tuple)) else [mode] * len(metric)
@@ -138,7 +144,10 @@ class HPOResults:
         for result in grid:
             metrics = dict(result.metrics or {})
             epochs = int(metrics.get("training_iteration", 0) or 0)
-            if result.error is not None:
+            trial_id = _trial_id(result.path, metrics)
+            if trial_id in unfinished:
+                status = "interrupted"
+            elif result.error is not None:
                 status = "error"
             elif epochs == 0:  # the experiment ended first (fail_fast, time budget)
                 status = "not started"
@@ -151,7 +160,7 @@ class HPOResults:
             rows.append(TrialRow.scored(
                 read_history(Path(str(result.path))) or [metrics], metric, mode,
                 Scope.parse(scope), str(result.path),
-                trial_id=_trial_id(result.path, metrics),
+                trial_id=trial_id,
                 config={k: config.get(k) for k in keys} if keys else config,
                 epochs=epochs, status=status, checkpoint=getattr(ckpt, "path", None),
                 metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
@@ -159,7 +168,8 @@ class HPOResults:
                 traceback=None if result.error is None else _error_text(result),
             ))
         results = cls(metric=metric, mode=mode, rows=rows, experiment_path=experiment_path,
-                      max_epochs=max_epochs, objectives=objectives, scope=str(Scope.parse(scope)))
+                      max_epochs=max_epochs, objectives=objectives, scope=str(Scope.parse(scope)),
+                      interrupted=bool(unfinished))
         results.rows = results.ranked()
         return results
 
@@ -224,7 +234,12 @@ class HPOResults:
                     f"{len(self.pareto_front())} trials"
         errored = [f"\n  errored: {r.trial_id}: {r.error} (logs: {r.logs()})"
                    for r in self.rows if r.status == "error"]
-        return f"{len(self.rows)} trials ({text}); {best}{''.join(errored)}"
+        head = "interrupted: " if self.interrupted else ""
+        return f"{head}{len(self.rows)} trials ({text}); {best}{''.join(errored)}"
+
+    def done(self) -> int:
+        """Trials that ended (finished, stopped early or errored)."""
+        return sum(r.status in ("finished", "stopped early", "error") for r in self.rows)
 
     def _where(self, row: TrialRow) -> str:
         """Which report(s) gave a row's value: 'trial X, epoch 4 of 6 (best epoch)'."""
@@ -260,6 +275,7 @@ class HPOResults:
     def to_json(self) -> str:
         scored = [r for r in self.ranked() if r.metric is not None]
         return json.dumps({"metric": self.metric, "mode": self.mode, "scope": self.scope,
+                           "interrupted": self.interrupted,
                            "best": scored[0].__dict__ if scored else None,
                            "trials": self.table(),
                            **({"objectives": [list(o) for o in self.objectives],

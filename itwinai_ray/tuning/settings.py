@@ -124,6 +124,9 @@ class TuneSettings:
     #: What ranks a trial: ``best`` (its best epoch, default), ``last`` or ``last-N-avg``
     #: (see :mod:`itwinai_ray.tuning.scope`).
     scope: str = "best"
+    #: An earlier experiment (directory or results.json) whose trials seed the searcher
+    #: (see :mod:`itwinai_ray.tuning.warm_start`).
+    warm_start: str | None = None
 
     @classmethod
     def from_any(cls, value: Any) -> TuneSettings:
@@ -177,6 +180,10 @@ class RunSettings:
     #: Continue the experiment ``storage_path/name`` after a crash: True (it must exist),
     #: "auto" (continue it if it exists, else start it) or False.
     resume: bool | str = False
+    #: With ``resume``: add trials until the experiment holds this many in total (its
+    #: searcher goes on from what it learned; ``itwinai-ray exec-pipeline --resume
+    #: --num-samples N``). Needs a searcher that keeps its state (e.g. optuna).
+    add_trials_to: int | None = None
     #: Free space (GiB) that storage_path must have at the start.
     min_free_disk_gb: float = 1.0
     #: The live progress view (rich in a terminal, plain lines in logs).
