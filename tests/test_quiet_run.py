@@ -57,7 +57,7 @@ def test_readme_demo_in_a_pipe_is_short_and_keeps_every_log(tmp_path) -> None:
         assert noise not in proc.stdout, noise
     # ... it is in the files the output points to.
     assert f"Logs: {experiment / 'logs'}" in proc.stdout
-    assert "Token authentication" in (experiment / "logs" / "driver.log").read_text()
+    assert "Started a local Ray instance" in (experiment / "logs" / "driver.log").read_text()
     assert list((experiment / "logs" / "ray").glob("raylet*"))
     trials = _trial_dirs(experiment)
     assert len(trials) == 4
