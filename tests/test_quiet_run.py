@@ -44,7 +44,7 @@ def _ray_errors(experiment: Path) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_readme_demo_in_a_pipe_is_short_and_keeps_every_log(tmp_path) -> None:
+def test_readme_demo_in_a_pipe_is_short_and_keeps_every_log(tmp_path, capsys) -> None:
     proc, experiment = _run(tmp_path, "epochs=3", "num_samples=4")
     lines = proc.stdout.splitlines()
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -68,6 +68,11 @@ def test_readme_demo_in_a_pipe_is_short_and_keeps_every_log(tmp_path) -> None:
             assert "val_loss" in log or rank == 1, trial.name
         assert (trial / "trial.log").is_file()
     assert len(results["trials"]) == 4
+    from itwinai_ray.cli import main  # `itwinai-ray results` points to the same logs
+
+    capsys.readouterr()
+    assert main(["results", str(experiment)]) == 0
+    assert f"Logs: {experiment / 'logs'}" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -74,6 +74,9 @@ def run_results(args: argparse.Namespace) -> int:
     if args.format == "table":
         _print_table(exp)
         report.write(f"{exp.results.summary()}\n")
+        if (exp.path / "logs").is_dir():
+            report.write(f"Logs: {exp.path / 'logs'} (Ray), and worker-<rank>.log in each "
+                         f"trial's directory\n")
     _report_best(exp, args, report)
     if args.plot is not None:
         from . import plots
