@@ -138,3 +138,22 @@ def test_run_config_progress_verbose_mlflow_are_checked_before_ray() -> None:
                        ({"mlflow": {"trackin_uri": "x"}}, "Unknown key 'trackin_uri'")):
         with pytest.raises(ConfigurationError, match=match):
             RunSettings.from_any(bad)
+
+
+def test_a_resumed_run_counts_the_trials_an_earlier_run_ended() -> None:
+    """After --resume, Tune sends no events for trials that ended before: the view still
+    counts them as done, not as pending (seen on the SLURM requeue test)."""
+    from types import SimpleNamespace
+
+    from itwinai_ray.tuning._ray_progress import make_progress_callback
+
+    callback = make_progress_callback("loss", "min", 4, None, max_iterations=2,
+                                      live=False, stream=io.StringIO())
+    done = {"done": True, "training_iteration": 2}
+    trials = [SimpleNamespace(trial_id="a", status="TERMINATED", last_result=done),
+              SimpleNamespace(trial_id="b", status="ERROR", last_result={}),
+              SimpleNamespace(trial_id="c", status="RUNNING", last_result={}),
+              SimpleNamespace(trial_id="d", status="PENDING", last_result={})]
+    callback.on_step_end(iteration=1, trials=trials)
+    assert callback.state.counts() == {"pending": 1, "running": 1, "finished": 1,
+                                       "stopped": 0, "errored": 1}

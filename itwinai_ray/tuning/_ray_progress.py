@@ -70,6 +70,10 @@ def progress_callback_class() -> type:
             for trial in trials:  # trials created by the searcher but not started yet
                 if trial.trial_id not in self.state.trials and trial.status == "PENDING":
                     self.state.set_state(trial.trial_id, "pending")
+                elif trial.trial_id not in self.state.trials and trial.status in (
+                        "TERMINATED", "ERROR"):  # ended in an earlier run (--resume)
+                    self.state.set_state(trial.trial_id, "errored" if trial.status == "ERROR"
+                                         else trial_end_state(trial, self.max_iterations))
                 elif trial.status == "RUNNING":  # also reused actors (no start hook)
                     self.state.set_state(trial.trial_id, "running")
             self.view.update()
