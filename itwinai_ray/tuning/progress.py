@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .scope import Scope, better, score_values
+from .scope import finite as _finite
 
 #: Trial states shown, in display order.
 STATES = ("pending", "running", "finished", "stopped", "errored")
@@ -106,14 +107,6 @@ class ProgressState:
     def key(self) -> tuple[Any, ...]:
         """What changes a plain line (for printing only on change)."""
         return (tuple(self.counts().values()), self.best)
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def format_duration(seconds: float | None) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import yaml
 
 from .._yaml import yaml_safe
 from .scope import DEFAULT_SCOPE, Scope, score_history
+from .scope import finite as _finite
 
 logger = logging.getLogger(__name__)
 
@@ -95,14 +95,6 @@ def read_history(trial_dir: Path) -> list[dict[str, Any]]:
             except ValueError:
                 logger.debug("Skipping an unreadable line of %s/result.json", trial_dir)
     return rows
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 @dataclass

@@ -72,7 +72,8 @@ class TrialScore:
     best_checkpoint: str | None = None  # the best report's checkpoint directory name
 
 
-def _finite(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """``value`` as a float if it is a finite number, else None."""
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -100,7 +101,7 @@ def score_values(values: Sequence[float], mode: str, scope: Scope) -> float | No
 def score_history(history: Sequence[Mapping[str, Any]], metric: str, mode: str,
                   scope: Scope) -> TrialScore:
     """Score a trial's reports (``result.json`` lines, oldest first)."""
-    reports = [(r, v) for r in history if (v := _finite(r.get(metric))) is not None]
+    reports = [(r, v) for r in history if (v := finite(r.get(metric))) is not None]
     if not reports:
         return TrialScore(None, None, None, None)
     best_report, best = reports[0]
