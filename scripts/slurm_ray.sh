@@ -19,6 +19,8 @@
 #     stop in order (itwinai-ray: running trials stop, the experiment state is saved, exit 75);
 #     with ITWINAI_RAY_REQUEUE=1 (and `#SBATCH --requeue`) a job that exits 75 requeues itself,
 #     and the next allocation continues the experiment (set run_config.resume: auto).
+#     ITWINAI_RAY_STOP_AT (when the signal is due: the job's end time minus that lead) is
+#     exported: a trial whose first report would come after it waits for the next allocation.
 #
 # Optional settings (environment variables, read when the job starts; sbatch passes the caller's
 # environment on by default):
@@ -43,6 +45,8 @@
 #   ITWINAI_CONFIG           YAML for the default job command (default: config.yaml).
 #   ITWINAI_RAY_REQUEUE      1: requeue the job (scontrol requeue) when the job command exits 75
 #                            (interrupted before the time limit, state saved). Default 0.
+#   ITWINAI_RAY_SIGNAL_BEFORE_S  the lead of `--signal=B:USR1@<s>` when it is given to sbatch
+#                            on the command line (default: read from this script's #SBATCH line).
 #
 #SBATCH --job-name=itwinai-ray
 #SBATCH --nodes=2
@@ -234,6 +238,19 @@ on_usr1() {
     kill -USR1 "$JOB_PID" 2>/dev/null
 }
 
+stop_signal_at() {
+    # When SIGUSR1 is due, in Unix seconds: the job's end time minus the lead of this script's
+    # `#SBATCH --signal=B:USR1@<s>` (SLURM does not show a job's --signal: when you give it to
+    # sbatch on the command line, set ITWINAI_RAY_SIGNAL_BEFORE_S too). Nothing when either
+    # is unknown (no time limit).
+    local lead="${ITWINAI_RAY_SIGNAL_BEFORE_S:-}" end
+    [[ -n "$lead" ]] || lead=$(sed -n 's/^#SBATCH --signal=B:USR1@\([0-9][0-9]*\).*/\1/p' "$0" | head -n 1)
+    end=$(squeue -h -j "${SLURM_JOB_ID:-}" -o %e 2>/dev/null)
+    [[ -n "$lead" && "$end" == [0-9]* ]] || return 0
+    end=$(date -d "$end" +%s 2>/dev/null) || return 0
+    echo $((end - lead))
+}
+
 maybe_requeue() {
     # Interrupted in order (exit 75) and asked to: back into the queue; the next allocation
     # resumes the experiment. SLURM then ends this job; the cleanup has run by then.
@@ -363,6 +380,13 @@ if [[ -n "${_USR1_EARLY:-}" ]]; then
     JOB_RC=75
     _log "not starting the job command: too close to the time limit (exit 75)"
     exit "$JOB_RC"
+fi
+if [[ -z "${ITWINAI_RAY_STOP_AT:-}" ]]; then
+    ITWINAI_RAY_STOP_AT=$(stop_signal_at)
+    if [[ -n "$ITWINAI_RAY_STOP_AT" ]]; then
+        export ITWINAI_RAY_STOP_AT
+        _log "stop signal (SIGUSR1) due at $(date -d "@$ITWINAI_RAY_STOP_AT" +%H:%M:%S)"
+    fi
 fi
 _log "running: ${*:-the default job command}"
 

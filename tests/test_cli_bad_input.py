@@ -32,3 +32,18 @@ def test_bad_input_is_one_clear_line(override: str, pattern: str, tmp_path) -> N
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, proc.stderr
     assert re.search(pattern, errors[0]), errors[0]
+
+
+def test_a_stop_time_that_is_not_a_time_fails_before_ray_starts(tmp_path) -> None:
+    hpo = ROOT / "tutorials" / "00-digits-pipeline" / "hpo.yaml"
+    proc = subprocess.run(
+        [PYTHON, "-m", "itwinai_ray.cli", "exec-pipeline", "--config", str(hpo),
+         "-o", "epochs=1", "-o", f"run_dir={tmp_path}"],
+        cwd=tmp_path, env=subprocess_env(ITWINAI_RAY_STOP_AT="tomorrow"), capture_output=True,
+        text=True, timeout=180)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "ITWINAI_RAY_STOP_AT='tomorrow' is not a time" in errors[0], \
+        proc.stderr
+    assert "One trial needs" not in proc.stderr + proc.stdout  # Ray was never asked
+    assert not list(tmp_path.rglob("driver.log")), "Ray's output was being captured"

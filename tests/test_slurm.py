@@ -331,7 +331,8 @@ def test_time_limit_stops_requeues_and_resumes_without_redoing_epochs(slurm, tmp
          f"--output={out}", f"--chdir={tmp_path}", str(SCRIPT),
          "itwinai-ray", "exec-pipeline", "--config", str(config)],
         capture_output=True, text=True, timeout=30,
-        env=_job_env(slurm, ITWINAI_RAY_REQUEUE="1", ITWINAI_RAY_ASSUME_SHARED_STORAGE="1"))
+        env=_job_env(slurm, ITWINAI_RAY_REQUEUE="1", ITWINAI_RAY_ASSUME_SHARED_STORAGE="1",
+                     ITWINAI_RAY_SIGNAL_BEFORE_S="40"))
     assert submit.returncode == 0, submit.stderr
     job_id = submit.stdout.strip().split(";")[0]
     started = time.monotonic()
@@ -348,6 +349,7 @@ def test_time_limit_stops_requeues_and_resumes_without_redoing_epochs(slurm, tmp
     assert len(allocations_log) == restarts + 1, info
     for restart, log in enumerate(allocations_log[:-1]):
         assert "Ray cluster up: 2 node(s)" in log, info
+        assert "stop signal (SIGUSR1) due at " in log, info  # trials that cannot report wait
         # Stopped for the time limit: SIGUSR1 (or the driver's own stop before it).
         assert "time limit" in log, info
         assert "interrupted: " in log and "(exit code 75)" in log, info

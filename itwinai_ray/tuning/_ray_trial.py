@@ -20,6 +20,7 @@ from typing import Any
 
 from itwinai_ray.tuning import _ray_callbacks, _ray_output
 from itwinai_ray.tuning.context import WorkerContext
+from itwinai_ray.tuning.walltime import WalltimeState
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class _TrialSpec:
     #: Each trial process and Train worker writes its output to log files in the trial
     #: directory (:mod:`._ray_output`), not to the driver's terminal.
     capture_output: bool = False
+    #: ``walltime.json`` of an experiment with a stop signal due (:mod:`.walltime`), or None.
+    walltime_path: str | None = None
 
 
 # ----------------------------------------------------------------------------------------
@@ -110,10 +113,33 @@ def _trial_fn(config: dict[str, Any], spec: _TrialSpec) -> None:
     log_name = (_ray_output.WORKER_LOG.format(rank=0) if spec.num_workers == 1
                 else _ray_output.TRIAL_LOG)
     with _captured(spec, os.path.join(trial_dir, log_name)):
+        if _held_until_stopped(spec, tctx.get_trial_id()):
+            return
         if spec.num_workers == 1:
             _run_in_trial(trial_config, spec, tctx.get_trial_id(), trial_dir, resume_dir)
         else:
             _run_worker_group(trial_config, spec, tctx.get_trial_id(), trial_dir, resume_dir)
+
+
+def _held_until_stopped(spec: _TrialSpec, trial_id: str) -> bool:
+    """Wait, without starting, when this trial's first report is not expected before the
+    stop signal (:mod:`.walltime`). True: Tune stopped the trial meanwhile (the signal came)."""
+    if spec.walltime_path is None:
+        return False
+    state = WalltimeState.load(spec.walltime_path)
+    reason = state.hold_reason(time.time())
+    if reason is None:
+        return False
+    print(f"Trial {trial_id} waits: {reason}.", flush=True)
+    stop = _STOPS[trial_id] = _OrderlyStop.Signal()  # set by Tune's stop (see cleanup)
+    try:
+        stopped = stop.requested.wait(state.hold_s(time.time()))
+    finally:
+        _STOPS.pop(trial_id, None)
+        stop.done.set()
+    if not stopped:
+        print(f"Trial {trial_id}: no stop signal came; starting.", flush=True)
+    return stopped
 
 
 def _captured(spec: _TrialSpec, path: str) -> Any:

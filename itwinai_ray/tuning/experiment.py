@@ -12,12 +12,13 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ResourceError, TrialsFailedError
-from . import _ray_output, interrupts
+from . import _ray_output, interrupts, walltime
 from . import resources as res
 from .context import WorkerFn
 from .results import HPOResults
@@ -73,6 +74,11 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
 
     storage = run.resolved_storage_path()
     check_storage(storage, run.min_free_disk_gb)  # before Ray starts
+    stop_at = walltime.stop_at_from_env()
+    if stop_at is not None:
+        log.info("Stop signal due in %.0f s (%s): a trial that cannot report before it "
+                 "waits for the next allocation.", stop_at - time.time(),
+                 walltime.STOP_AT_ENV)
     name, resume = resume_target(storage, plan.name, run)
     ray_init, sized = res.size_local_ray(
         ray_init or {}, res.trial_need(scaling.num_workers, scaling.resources_per_worker,
@@ -84,7 +90,8 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
     with _ray_output.quiet_driver(_ray_output.driver_log_path(experiment_dir)) if quiet \
             else contextlib.nullcontext(sys.stdout) as terminal, interrupts.stop_on_signals():
         grid = _run_on_ray(worker_fn, plan, name, storage, resume, scaling=scaling, tune=tune,
-                           run=run, ray_init=ray_init, torch=torch, terminal=terminal)
+                           run=run, ray_init=ray_init, torch=torch, terminal=terminal,
+                           stop_at=stop_at)
     results = HPOResults.from_result_grid(
         grid, plan.metric, plan.mode, list(plan.space), max_epochs=plan.max_epochs,
         experiment_path=f"{storage}/{name}", scope=tune.scope,
@@ -104,7 +111,7 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
 def _run_on_ray(worker_fn: WorkerFn, plan: Plan, name: str, storage: str, resume: bool, *,
                 scaling: ScalingSettings, tune: TuneSettings, run: RunSettings,
                 ray_init: dict[str, Any], torch: TorchSettings | None,
-                terminal: Any) -> Any:
+                terminal: Any, stop_at: float | None = None) -> Any:
     """Connect to Ray (starting a local one if needed), run the experiment, stop Ray."""
     from . import ray_backend
 
@@ -127,7 +134,7 @@ def _run_on_ray(worker_fn: WorkerFn, plan: Plan, name: str, storage: str, resume
             max_iterations=plan.max_epochs, progress=run.progress, verbose=run.verbose,
             terminal=terminal, scope=tune.scope, capture_output=quiet,
             mlflow=run.mlflow, torch_config=(torch or TorchSettings()).as_ray_kwargs(),
-            extend_to=run.add_trials_to if resume else None)
+            extend_to=run.add_trials_to if resume else None, stop_at=stop_at)
     except ResourceError as exc:
         hint = res.local_ray_hint(ray_init, res.trial_need(
             scaling.num_workers, scaling.resources_per_worker, scaling.use_gpu)) \

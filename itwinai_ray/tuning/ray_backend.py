@@ -47,6 +47,8 @@ from itwinai_ray.tuning import (
     _ray_observers,
     _ray_output,
     _ray_security,
+    _ray_walltime,
+    walltime,
 )
 from itwinai_ray.tuning import resources as res
 from itwinai_ray.tuning._ray_fail_fast import FailFastGuard
@@ -160,6 +162,7 @@ def make_trainable(
     worker_max_failures: int = 0,
     torch_config: Mapping[str, Any] | None = None,
     capture_output: bool = False,
+    walltime_path: str | None = None,
 ) -> Any:
     """Build the Tune trainable (with its resources). Reuse it for ``Tuner.restore``.
 
@@ -188,6 +191,7 @@ def make_trainable(
         torch_config=dict(torch_config or {}),
         itwinai_aliases=itwinai_compat.is_installed(),
         capture_output=capture_output,
+        walltime_path=walltime_path,
     )
     if num_workers == 1:
         bundle = dict(per_worker)
@@ -266,6 +270,7 @@ def run_experiment(
     stop: Mapping[str, float] | None = None,
     torch_config: Mapping[str, Any] | None = None,
     extend_to: int | None = None,
+    stop_at: float | None = None,
 ) -> ResultGrid:
     """Run an HPO experiment: ``num_samples`` trials of ``worker_fn`` on ``num_workers`` each.
 
@@ -310,6 +315,9 @@ def run_experiment(
         stop: per-trial stop conditions ``{key: threshold}`` (see :class:`StopWhen`).
         extend_to: with ``resume``: add trials until the experiment holds this many (a
             searcher that keeps its state, e.g. optuna; see ``extend_search``).
+        stop_at: when the stop signal (a time limit) is due, Unix seconds: a trial whose
+            first report is not expected before it waits for the next allocation
+            (:mod:`.walltime`).
 
     Raises:
         ResourceError: before any trial starts, when one trial cannot fit the cluster.
@@ -345,6 +353,7 @@ def run_experiment(
                 ray.get_runtime_context().namespace)
     registry_actor = registry_cls.options(name=registry[0], namespace=registry[1]).remote()
     observers, error = None, None
+    walltime_file = os.path.join(experiment_dir, walltime.STATE_FILE) if stop_at else None
     try:
         observers = _ray_observers.start(  # progress view, MLflow runs, itwinai_ray.json
             os.path.join(os.path.abspath(storage_path), name), name, metric=metric, mode=mode,
@@ -358,7 +367,8 @@ def run_experiment(
             checkpoint_num_to_keep=checkpoint_num_to_keep, trial_config_base=trial_config_base,
             registry=registry, worker_max_failures=worker_max_failures,
             required_metrics=all_metrics + StopWhen.reported_keys(stop),
-            torch_config=torch_config, capture_output=capture_output)
+            torch_config=torch_config, capture_output=capture_output,
+            walltime_path=walltime_file)
         # Tune refuses metric/mode here when the scheduler already has its own, and takes one
         # metric only: several are the searcher's business.
         scheduler_has_metric = getattr(scheduler, "_metric", None) is not None or multi
@@ -380,6 +390,8 @@ def run_experiment(
                 name=name, storage_path=os.path.abspath(storage_path),
                 callbacks=[release_cls(*registry), _ray_logs.keep_logs_callback(),
                            _ray_interrupts.stop_if_requested_callback(),
+                           *([_ray_walltime.walltime_callback(walltime_file, stop_at)]
+                             if walltime_file and stop_at else []),
                            *observers.callbacks, *fail_fast_guard.callbacks],
                 verbose=verbose,
                 failure_config=ray.tune.FailureConfig(max_failures=max_failures,

@@ -137,8 +137,8 @@ class HPOResults:
             metrics = dict(result.metrics or {})
             epochs = int(metrics.get("training_iteration", 0) or 0)
             trial_id = _trial_id(result.path, metrics)
-            if trial_id in unfinished:
-                status = "interrupted"
+            if trial_id in unfinished:  # stopped by a signal: "--resume" continues it
+                status = "interrupted" if epochs else "not started"
             elif result.error is not None:
                 status = "error"
             elif epochs == 0:  # the experiment ended first (fail_fast, time budget)
