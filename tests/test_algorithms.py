@@ -201,12 +201,22 @@ def test_resolve_metric_and_mode():
 
 
 def test_adding_an_algorithm_is_one_table_line(monkeypatch):
+    """A new row (a name the table does not have) is all it takes: the name is then accepted,
+    suggested and built with the row's defaults and epochs argument."""
     from ray.tune.schedulers import HyperBandScheduler
 
-    monkeypatch.setitem(SCHEDULERS, "hyperband", AlgorithmSpec(
-        "ray.tune.schedulers.HyperBandScheduler", epochs_arg="max_t", description="HyperBand"))
-    scheduler = algorithms.build_scheduler("hyperband", "loss", "min", max_t=4)
-    assert isinstance(scheduler, HyperBandScheduler) and scheduler._max_t_attr == 4
+    assert "sync_hyperband" not in SCHEDULERS
+    with pytest.raises(ConfigurationError, match="Unknown scheduler 'sync_hyperband'"):
+        build_scheduler("sync_hyperband", "loss", "min", max_t=4)
+    monkeypatch.setitem(SCHEDULERS, "sync_hyperband", AlgorithmSpec(
+        "ray.tune.schedulers.HyperBandScheduler", epochs_arg="max_t",
+        defaults={"reduction_factor": 4}, description="HyperBand, added by one line"))
+    scheduler = algorithms.build_scheduler("sync_hyperband", "acc", "max", max_t=4)
+    assert isinstance(scheduler, HyperBandScheduler)
+    assert (scheduler._max_t_attr, scheduler._eta) == (4, 4)  # epochs_arg and defaults
+    assert (scheduler.metric, scheduler._mode) == ("acc", "max")
+    with pytest.raises(ConfigurationError, match="Did you mean 'sync_hyperband'"):
+        build_scheduler("sync_hyperbnd", "loss", "min", max_t=4)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from itwinai_ray.config import instantiate as instantiate_module
 from itwinai_ray.config.instantiate import ITWINAI_ALIASES, instantiate, resolve_target
 from itwinai_ray.config.loader import load_config, load_pipeline, load_yaml, parse_steps
 from itwinai_ray.config.overrides import apply_overrides
-from itwinai_ray.config.resolvers import register_resolvers
+from itwinai_ray.config.resolvers import RESOLVERS, register_resolvers
 from itwinai_ray.errors import ConfigurationError
 from itwinai_ray.itwinai_compat import real_itwinai_available
 
@@ -84,9 +84,22 @@ def test_interpolation_and_cwd_resolver(tmp_path: Path, monkeypatch: pytest.Monk
                  "data": os.path.join(os.getcwd(), "data/train")}
 
 
-def test_register_resolvers_is_idempotent() -> None:
-    register_resolvers()
-    register_resolvers()
+def test_register_resolvers_is_idempotent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row of RESOLVERS is registered, and registering again (each load does) neither
+    fails nor keeps an old function."""
+    from omegaconf import OmegaConf
+
+    monkeypatch.setitem(RESOLVERS, "test.twice", lambda x: 2 * x)
+    try:
+        register_resolvers()
+        register_resolvers()
+        assert OmegaConf.create({"a": "${test.twice:21}"}).a == 42
+        monkeypatch.setitem(RESOLVERS, "test.twice", lambda x: 3 * x)
+        register_resolvers()
+        assert OmegaConf.create({"a": "${test.twice:21}"}).a == 63
+        assert OmegaConf.create({"h": "${itwinai.cwd:}"}).h == os.getcwd()
+    finally:
+        OmegaConf.clear_resolver("test.twice")
 
 
 def test_unresolvable_interpolation_names_the_key(tmp_path: Path) -> None:
