@@ -1,4 +1,4 @@
-"""Run under torchrun by tests/test_deepspeed.py: DeepSpeed ZeRO on gloo/CPU, digits MLP.
+"""Run under torchrun by tests/e2e/test_deepspeed_e2e.py: DeepSpeed ZeRO on gloo/CPU, digits MLP.
 
 Usage: torchrun --nproc_per_node=2 tests/_deepspeed_worker.py OUTDIR STAGE [resume]
 Each rank trains 2 epochs (a checkpoint per epoch); with ``resume``, new processes resume from

@@ -1,4 +1,4 @@
-"""Run under horovodrun by tests/test_horovod.py: the horovod strategy on gloo/CPU.
+"""Run under horovodrun by tests/e2e/test_horovod_e2e.py: the horovod strategy on gloo/CPU.
 
 Usage: horovodrun --gloo -np 2 -H localhost:2 python tests/_horovod_worker.py OUTDIR
 Each rank trains the digits MLP for 3 epochs, runs every collective once, and writes

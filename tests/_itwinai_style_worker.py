@@ -1,4 +1,4 @@
-"""Run under torchrun by tests/test_itwinai_compat.py: the itwinai-style trainers, plainly.
+"""Run under torchrun by tests/e2e/test_itwinai_compat.py: the itwinai-style trainers, plainly.
 
 Usage: torchrun --nproc_per_node=2 tests/_itwinai_style_worker.py OUTDIR loop|step|main|ds
 The trainer is built as an itwinai YAML would build it (``strategy: ddp`` or ``deepspeed``,

@@ -1,4 +1,4 @@
-"""Run under torchrun by tests/test_strategies.py: exercises TorchDDPStrategy on gloo/CPU.
+"""Run under torchrun by tests/e2e/test_strategies_e2e.py: exercises TorchDDPStrategy on gloo/CPU.
 
 Usage: torchrun --nproc_per_node=2 tests/_strategy_worker.py OUTDIR
 Each rank writes OUTDIR/rank<R>.json with what it observed; the test asserts on those files.

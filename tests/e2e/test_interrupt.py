@@ -1,0 +1,84 @@
+"""An interrupted run (SIGTERM to the driver; SIGUSR1 as the SLURM launcher sends it works the
+same) stops in order, says so, exits 75, and --resume finishes it without redoing any epoch."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from testkit import PYTHON, ROOT, subprocess_env
+
+HPO = ROOT / "tutorials" / "00-digits-pipeline" / "hpo.yaml"
+RAY = "training_pipeline.init_args.steps.2.init_args"
+EXIT_INTERRUPTED = 75
+
+
+EPOCHS = 20
+
+
+def _command(run_dir: Path, *extra: str) -> list[str]:
+    """The demo: 2 trials of 2 DDP workers, both at once, FIFO (each runs to the end)."""
+    return [PYTHON, "-m", "itwinai_ray.cli", "exec-pipeline", "--config", str(HPO),
+            f"epochs={EPOCHS}", "num_samples=2", f"run_dir={run_dir}",
+            f"{RAY}.tune_config.scheduler=fifo", *extra]
+
+
+def _interrupt_after_first_reports(run_dir: Path, sig: int) -> subprocess.CompletedProcess:
+    """Run, and send ``sig`` once the progress view shows a first reported value."""
+    proc = subprocess.Popen(_command(run_dir), cwd=run_dir.parent, env=subprocess_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reported = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if re.search(r"\| best val_loss \(.*\): \d", line):
+                reported.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert reported.wait(240), "".join(lines)
+    proc.send_signal(sig)
+    proc.wait(timeout=240)
+    reader.join(timeout=30)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines), None)
+
+
+@pytest.mark.timeout(600)
+def test_interrupted_run_says_so_and_resume_redoes_nothing(tmp_path) -> None:
+    """SIGTERM: through our handler (taken back from Ray's core after ray.init) into Tune's
+    own stop. SIGUSR1 goes to Tune's handler directly: tests/e2e/test_slurm_e2e.py sends it."""
+    sig = signal.SIGTERM
+    run_dir = tmp_path / "runs"
+    run_dir.mkdir()
+    first = _interrupt_after_first_reports(run_dir, sig)
+    assert first.returncode == EXIT_INTERRUPTED, first.stdout[-3000:]
+    assert "Pipeline 'training_pipeline' finished" not in first.stdout
+    assert "was interrupted" in first.stdout
+    assert "interrupted: " in first.stdout and "Resume with: itwinai-ray exec-pipeline" \
+        in first.stdout and first.stdout.rstrip().endswith("--resume")
+    experiment = run_dir / "digits-hpo"
+    saved = json.loads((experiment / "results.json").read_text())
+    assert saved["interrupted"] is True
+    statuses = {t["trial_id"]: t["status"] for t in saved["trials"]}
+    assert "interrupted" in statuses.values(), statuses
+    assert "stopped early" not in statuses.values(), statuses  # never mislabelled
+
+    second = subprocess.run(_command(run_dir, "--resume"), cwd=tmp_path, env=subprocess_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            timeout=400)
+    assert second.returncode == 0, second.stdout[-3000:]
+    final = json.loads((experiment / "results.json").read_text())
+    assert final["interrupted"] is False
+    assert [t["status"] for t in final["trials"]] == ["finished"] * 2
+    for trial in experiment.glob("_trial_fn_*"):  # each reported epoch once, in order
+        history = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+        epochs = list(range(1, EPOCHS + 1))
+        assert [h["training_iteration"] for h in history] == epochs, trial.name
+        assert [h["epoch"] for h in history] == epochs, trial.name
