@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, ROOT, subprocess_env
+from testkit import PYTHON, ROOT, subprocess_env
 
 from itwinai_ray.tuning.walltime import STATE_FILE, STOP_AT_ENV
 
@@ -63,7 +63,6 @@ def _history(trial: Path) -> list[int]:
     return [json.loads(line)["training_iteration"] for line in lines]
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_trial_that_cannot_report_before_the_signal_waits_for_the_next_run(tmp_path) -> None:
     run_dir = tmp_path / "runs"
