@@ -222,12 +222,13 @@ class RayTorchTrainer(TorchTrainer):
         self.tune_result_grid = self.results  # itwinai's name (there: Ray's ResultGrid)
         return train_dataset, validation_dataset, test_dataset, self.results
 
+    def run_lifecycle(self, *datasets: Any) -> tuple[Any, Any, Any, Any]:
+        """TorchTrainer's lifecycle, not this class's HPO ``execute`` (mode a's workers)."""
+        return TorchTrainer.execute(self, *datasets)
+
     def target_lifecycle(self, *datasets: Any) -> tuple[Any, Any, Any, Any]:
         """The tuned trainer's own lifecycle, run once here (TorchTrainer's ``execute``)."""
-        target = self.target
-        if isinstance(target, RayTorchTrainer):  # this class, or a subclass: not its HPO
-            return TorchTrainer.execute(target, *datasets)
-        return target.execute(*datasets)
+        return self.target.run_lifecycle(*datasets)
 
     def _save_pipeline_source(self, name: str) -> None:
         if self.pipeline_source is None or (self.run.resume and not self.run.name):

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import torch
 
+from .. import _trial_session
 from ..components import Trainer
 from ..config.training import TrainingConfiguration, make_training_config
 from ..distributed import Strategy, get_strategy
@@ -188,6 +189,11 @@ class TorchTrainer(Trainer):
         self.from_checkpoint = Path(value) if value is not None else None
 
     # ------------------------------------------------------------------ lifecycle
+    def run_lifecycle(self, *datasets: Any) -> tuple[Any, Any, Any, Any]:
+        """The training lifecycle itself: what a tuning trial's workers run. It is ``execute``
+        here; a class whose ``execute`` drives HPO (RayTorchTrainer) trains with this."""
+        return self.execute(*datasets)
+
     def execute(self, train_dataset: Any, validation_dataset: Any = None,
                 test_dataset: Any = None) -> tuple[Any, Any, Any, Any]:
         """Run the whole lifecycle; return the datasets and the trained (unwrapped) model."""
@@ -195,9 +201,7 @@ class TorchTrainer(Trainer):
             factories.validate_names(self.config, self.epochs)
         self._reset_run_state()
         if self.reporter is None:  # inside a Ray Tune trial (run_trial path): report to Tune
-            from ..tuning.trial import attach_to_tune_session
-
-            attach_to_tune_session(self)
+            _trial_session.attach(self)
         status = "FAILED"
         self._seed()
         self._fall_back_without_launcher()
