@@ -50,7 +50,7 @@ def _attach_to_ray_tune_session(trainer: Any) -> bool:
     """The Ray backend's trial-session attacher, imported only once Ray is (a Tune trial)."""
     if "ray" not in sys.modules:  # no Ray imported: certainly not in a Tune trial
         return False
-    from .tuning.trial import attach_to_tune_session
+    from .backends.ray.session import attach_to_tune_session
 
     return attach_to_tune_session(trainer)
 

@@ -29,7 +29,8 @@ def ray_cluster():
 
 
 def _run(storage: Path, num_samples: int, **kwargs):
-    from itwinai_ray.tuning import algorithms, ray_backend
+    from itwinai_ray.backends.ray import driver as ray_backend
+    from itwinai_ray.tuning import algorithms
 
     searcher, space, scheduler = algorithms.build_algorithms(
         {"name": "optuna", "seed": 0}, None, "loss", "min", SPACE, max_t=2,
@@ -66,7 +67,7 @@ def test_four_more_trials_for_a_finished_optuna_experiment(ray_cluster, tmp_path
 
 
 def test_random_search_keeps_no_state_to_add_trials_to(tmp_path) -> None:
-    from itwinai_ray.tuning._ray_restore import extend_search
+    from itwinai_ray.backends.ray.restore import extend_search
 
     with pytest.raises(ConfigurationError, match="keeps no state to continue.*warm_start"):
         extend_search(str(tmp_path), 8)

@@ -220,7 +220,7 @@ def ray_cluster():
 @pytest.mark.timeout(120)
 def test_the_same_early_bug_in_the_first_two_trials_stops_the_experiment(
         ray_cluster, tmp_path, digits_split, caplog) -> None:
-    caplog.set_level(logging.ERROR, logger="itwinai_ray.tuning._ray_fail_fast")
+    caplog.set_level(logging.ERROR, logger="itwinai_ray.backends.ray.fail_fast")
     with pytest.raises(TrialsFailedError, match="All 2 trials failed.*AttributeError"):
         _experiment(tmp_path, "bug", ["bug"] * 4, digits_split)
 
@@ -245,7 +245,7 @@ def test_the_same_early_bug_in_the_first_two_trials_stops_the_experiment(
 @pytest.mark.parametrize("second", ["other", "raise"], ids=["other error", "after report"])
 def test_a_second_trial_that_fails_otherwise_keeps_the_experiment_going(
         ray_cluster, tmp_path, digits_split, caplog, second) -> None:
-    caplog.set_level(logging.ERROR, logger="itwinai_ray.tuning._ray_fail_fast")
+    caplog.set_level(logging.ERROR, logger="itwinai_ray.backends.ray.fail_fast")
     results = _experiment(tmp_path, f"keeps-{second}", ["bug", second, "bug", "none"],
                           digits_split)
 
@@ -273,8 +273,8 @@ class _Trial:
 def test_the_tune_callback_and_stopper_share_one_rule(tmp_path, caplog) -> None:
     from ray.tune.stopper import CombinedStopper
 
-    from itwinai_ray.tuning._ray_fail_fast import FailFastGuard
-    from itwinai_ray.tuning._ray_restore import StopWhen
+    from itwinai_ray.backends.ray.fail_fast import FailFastGuard
+    from itwinai_ray.backends.ray.restore import StopWhen
 
     guard = FailFastGuard.build("auto")
     (callback,) = guard.callbacks
@@ -282,7 +282,7 @@ def test_the_tune_callback_and_stopper_share_one_rule(tmp_path, caplog) -> None:
     assert isinstance(stop, CombinedStopper) and not stop.stop_all()
     assert stop("t", {"loss": 0.05}) and guard.stop(None) is guard.stopper
     bug = AttributeError("'Sequential' object has no attribute 'no_such_layer'")
-    caplog.set_level(logging.ERROR, logger="itwinai_ray.tuning._ray_fail_fast")
+    caplog.set_level(logging.ERROR, logger="itwinai_ray.backends.ray.fail_fast")
     callback.on_trial_error(iteration=1, trials=[],
                             trial=_Trial(tmp_path, "a", _TaskError(bug, 1)))
     assert not stop.stop_all()
@@ -323,6 +323,6 @@ def test_callback_ignores_finished_trials_after_a_bad_read(tmp_path) -> None:
 
 
 def _guard(mode: Any) -> Any:
-    from itwinai_ray.tuning._ray_fail_fast import FailFastGuard
+    from itwinai_ray.backends.ray.fail_fast import FailFastGuard
 
     return FailFastGuard.build(mode)

@@ -36,7 +36,7 @@ def experiment(tmp_path_factory):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from itwinai_ray.tuning import ray_backend
+    from itwinai_ray.backends.ray import driver as ray_backend
 
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), old]))

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from itwinai_ray.tuning import _ray_callbacks
-from itwinai_ray.tuning.ray_backend import ensure_ray, shutdown
+from itwinai_ray.backends.ray import callbacks as _ray_callbacks
+from itwinai_ray.backends.ray.driver import ensure_ray, shutdown
 
 
 @pytest.fixture(scope="module")

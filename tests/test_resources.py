@@ -117,7 +117,7 @@ def test_max_concurrent_infeasible_raises() -> None:
 
 
 def test_backend_modules_do_not_import_ray() -> None:
-    code = ("import sys, itwinai_ray.tuning.resources, itwinai_ray.tuning.ray_backend; "
+    code = ("import sys, itwinai_ray.tuning.resources, itwinai_ray.backends.ray.driver; "
             "assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -137,7 +137,7 @@ def stateful_worker(iterations: int, sleep: float = 0.0, record_dir: str = ".",
 
 def run(tmp_path, scheduler_spec, num_samples=4, iterations=4, sleep=0.0, space=None,
         cumulative=True, cpus_per_trial=None):
-    from itwinai_ray.tuning import ray_backend
+    from itwinai_ray.backends.ray import driver as ray_backend
 
     searcher, param_space, scheduler = build_algorithms(
         None, scheduler_spec, "score", "max",
@@ -182,7 +182,7 @@ def test_early_stopping_schedulers_stop_the_worst(ray_cluster, tmp_path, spec):
 
 
 def test_hyperband_warns_when_trials_cannot_all_run_at_once(caplog):
-    from itwinai_ray.tuning.ray_backend import _warn_if_synchronous
+    from itwinai_ray.backends.ray.driver import _warn_if_synchronous
 
     hyperband = build_scheduler("hyperband", "loss", "min", max_t=4)
     _warn_if_synchronous(hyperband, concurrency=6, num_samples=6)

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from itwinai_ray._suggest import did_you_mean
+from itwinai_ray.backends.ray import translate
 from itwinai_ray.errors import ConfigurationError, MissingDependencyError, SearchSpaceError
 from itwinai_ray.tuning._algorithm_spec import AlgorithmSpec, BuildContext
 from itwinai_ray.tuning.schedulers import POPULATION_BASED, SCHEDULERS
@@ -169,7 +170,7 @@ def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any
         return None, str(name), alg, max_concurrent
 
     cls = _import(path, what)
-    base = _base_class(what)
+    base = translate.base_class(what)
     if not issubclass(cls, base):
         raise ConfigurationError(f"{path!r} is not a Ray Tune {what} (a {base.__name__}).")
     if alg is None:
@@ -207,25 +208,12 @@ def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any
         raise ConfigurationError(f"Cannot build the {what} {name!r} with {kwargs}: {err}") from err
 
 
-def _base_class(what: str) -> type:
-    if what == "searcher":
-        from ray.tune.search import Searcher
-
-        return Searcher
-    from ray.tune.schedulers import TrialScheduler
-
-    return TrialScheduler
-
-
 def _check_space(searcher: Any, name: str, space: Mapping[str, Any]) -> None:
     """The searcher's own conversion of the space, run now rather than once Ray has started."""
     convert = getattr(type(searcher), "convert_search_space", None)
     if convert is None or not space:
         return
-    from ray.tune.search.variant_generator import parse_spec_vars
-
-    _, domains, _ = parse_spec_vars(dict(space))
-    if not domains:
+    if not translate.has_domains(space):
         return
     try:
         convert(dict(space))
@@ -278,12 +266,10 @@ def build_searcher(spec: Any, metric: Any, mode: Any, space: Mapping[str, Any] |
     if searcher is not None and isinstance(spec, (str, Mapping)):  # not a user-built object
         _check_space(searcher, name, param_space)
     if searcher is not None and max_concurrent is not None:
-        from ray.tune.search import ConcurrencyLimiter
-
         if not isinstance(max_concurrent, int) or max_concurrent < 1:
             raise ConfigurationError(f"max_concurrent is {max_concurrent!r}, but must be an "
                                      f"integer >= 1.")
-        searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+        searcher = translate.limit_concurrency(searcher, max_concurrent)
     return searcher, param_space
 
 

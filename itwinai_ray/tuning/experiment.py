@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from itwinai_ray.backends.ray import output as _ray_output
+
 from ..errors import ResourceError, TrialsFailedError
-from . import _ray_output, interrupts
+from . import interrupts
 from . import resources as res
 from .context import WorkerFn
 from .results import HPOResults
@@ -80,7 +82,7 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
     if sized:
         log.info("%s", sized)
     experiment_dir = os.path.join(storage, name)
-    quiet = run.verbose == 0  # Ray's output to log files (see _ray_output)
+    quiet = run.verbose == 0  # Ray's output to log files (see backends/ray/output.py)
     with _ray_output.quiet_driver(_ray_output.driver_log_path(experiment_dir)) if quiet \
             else contextlib.nullcontext(sys.stdout) as terminal, interrupts.stop_on_signals():
         grid = _run_on_ray(worker_fn, plan, name, storage, resume, scaling=scaling, tune=tune,
@@ -106,7 +108,7 @@ def _run_on_ray(worker_fn: WorkerFn, plan: Plan, name: str, storage: str, resume
                 ray_init: dict[str, Any], torch: TorchSettings | None,
                 terminal: Any) -> Any:
     """Connect to Ray (starting a local one if needed), run the experiment, stop Ray."""
-    from . import ray_backend
+    from itwinai_ray.backends.ray import driver as ray_backend
 
     quiet = run.verbose == 0
     started = ray_backend.ensure_ray(**ray_init, log_to_driver=not quiet)
@@ -161,7 +163,7 @@ def resume_target(storage: str, planned_name: str, run: RunSettings) -> tuple[st
     """
     if not run.resume:
         return new_experiment_name(storage, planned_name), False
-    from .ray_backend import experiment_to_resume
+    from itwinai_ray.backends.ray.driver import experiment_to_resume
 
     prefix = "" if run.name else planned_name.rsplit("_", 1)[0] + "_"
     found = experiment_to_resume(storage, run.name, prefix, required=run.resume is True)

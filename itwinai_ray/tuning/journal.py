@@ -16,9 +16,9 @@ file system; it holds whatever searcher and scheduler ran, not only Optuna.
   the writer reloads that mapping, so trials already in the journal are continued, not added
   again.
 
-The Tune callback in :mod:`._ray_journal` feeds the writer; every write runs on the writer's
-thread, so Tune's event loop never waits for the file system, and a journal error is a warning,
-never the end of the experiment. :func:`~.journal_rebuild.rebuild_journal` writes the journal
+The Tune callback in :mod:`itwinai_ray.backends.ray.journal` feeds the writer; every write
+runs on the writer's thread, so Tune's event loop never waits for the file system, and a
+journal error is a warning, never the end of the experiment. :func:`~.journal_rebuild.rebuild_journal` writes the journal
 of an older experiment from its trials' ``result.json``; :func:`load_study` reads one back
 with a one-line error.
 """

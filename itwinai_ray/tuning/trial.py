@@ -3,7 +3,7 @@
 :func:`run_trainer_in_worker` is the ``worker_fn`` given to the Ray backend. It copies the
 trainer, merges the trial's sampled hyperparameters into it, picks the strategy from the
 worker count, attaches a :class:`TrialReporter` and runs the unchanged lifecycle. Nothing
-here imports Ray: the backend's :class:`~itwinai_ray.tuning.ray_backend.WorkerContext` is
+here imports Ray: the backend's :class:`~itwinai_ray.backends.ray.driver.WorkerContext` is
 the only channel to the tuner.
 """
 
@@ -175,22 +175,6 @@ def attach_to_trial(trainer: TorchTrainer, ctx: Any, checkpoint_frequency: int =
     if resume and (Path(resume) / "model.pt").is_file():
         trainer.from_checkpoint = Path(resume)
     trainer.reporter = TrialReporter(ctx, checkpoint_frequency)
-
-
-def attach_to_tune_session(trainer: TorchTrainer) -> bool:
-    """Inside a Ray Tune trial (the run_trial path): report to it. Returns True if attached.
-
-    Plugged into :class:`TorchTrainer` (which calls it when no reporter is set) by the
-    package root, once Ray is imported; outside a Tune trial it does nothing, so a trainer
-    behaves the same with or without Tune around it.
-    """
-    from . import ray_backend
-
-    ctx = ray_backend.tune_trial_context()
-    if ctx is None:
-        return False
-    attach_to_trial(trainer, ctx)
-    return True
 
 
 def run_trainer_in_worker(config: dict[str, Any], ctx: Any, *, trainer: TorchTrainer,

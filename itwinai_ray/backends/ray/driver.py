@@ -25,10 +25,10 @@ first report (Ray issue #54305). A worker group that cannot start fails its tria
 (default 60 s; set it in the environment of the Ray nodes, or of the driver for a local
 Ray). Storage must be a local or shared filesystem path visible to all nodes.
 
-This module is the driver side. The Ray backend's other modules: :mod:`._ray_trial` (the
-trial side: the function trainable and the Train worker loop), :mod:`._ray_callbacks` (the Ray
-classes: report forwarding, registry, mailbox), :mod:`._ray_restore` (resume, stop
-conditions), :mod:`._ray_logs`, :mod:`._ray_observers`, :mod:`._ray_security`.
+This module is the driver side. The Ray backend's other modules: :mod:`.trial` (the
+trial side: the function trainable and the Train worker loop), :mod:`.callbacks` (the Ray
+classes: report forwarding, registry, mailbox), :mod:`.restore` (resume, stop
+conditions), :mod:`.logs`, :mod:`.observers`, :mod:`.security`.
 """
 
 from __future__ import annotations
@@ -39,25 +39,35 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from itwinai_ray.errors import ConfigurationError
-from itwinai_ray.tuning import (
-    _ray_callbacks,
-    _ray_interrupts,
-    _ray_logs,
-    _ray_observers,
-    _ray_output,
-    _ray_security,
+from itwinai_ray.backends.ray import (
+    callbacks as _ray_callbacks,
 )
-from itwinai_ray.tuning import resources as res
-from itwinai_ray.tuning._ray_fail_fast import FailFastGuard
-from itwinai_ray.tuning._ray_restore import (
+from itwinai_ray.backends.ray import (
+    interrupts as _ray_interrupts,
+)
+from itwinai_ray.backends.ray import (
+    logs as _ray_logs,
+)
+from itwinai_ray.backends.ray import (
+    observers as _ray_observers,
+)
+from itwinai_ray.backends.ray import (
+    output as _ray_output,
+)
+from itwinai_ray.backends.ray import (
+    security as _ray_security,
+)
+from itwinai_ray.backends.ray.fail_fast import FailFastGuard
+from itwinai_ray.backends.ray.restore import (
     StopWhen,
     _can_restore,
     _nothing_to_resume,
     _restorer,
     experiment_to_resume,
 )
-from itwinai_ray.tuning._ray_trial import _trial_fn, _TrialSpec, tune_trial_context
+from itwinai_ray.backends.ray.trial import _trial_fn, _TrialSpec, tune_trial_context
+from itwinai_ray.errors import ConfigurationError
+from itwinai_ray.tuning import resources as res
 from itwinai_ray.tuning.context import WorkerContext, WorkerFn
 from itwinai_ray.tuning.storage import check_shared_storage
 
@@ -83,13 +93,13 @@ def ensure_ray(
     instance is started (never ``address="auto"``, which may join another user's cluster).
     This is the only ``ray.init`` in itwinai_ray.
 
-    A local instance is secured for shared nodes (:mod:`._ray_security`): token auth
+    A local instance is secured for shared nodes (:mod:`.security`): token auth
     (``RAY_AUTH_MODE=token`` unless the environment sets it to ``disabled``) with a token
     file readable only by the user, the dashboard bound to 127.0.0.1, and Ray's session
     files under a fresh directory of mode 0700.
 
     ``log_to_driver=False`` keeps the workers' output out of this process's terminal (see
-    :mod:`._ray_output`: each trial writes its own log files instead).
+    :mod:`.output`: each trial writes its own log files instead).
 
     Returns:
         True when this call started Ray, so the caller knows to ``ray.shutdown()`` it.
@@ -170,7 +180,7 @@ def make_trainable(
     import ray
     import ray.tune
 
-    from .. import itwinai_compat
+    from itwinai_ray import itwinai_compat
 
     per_worker = res.normalize_resources(resources_per_worker, use_gpu)
     spec = _TrialSpec(

@@ -1,4 +1,4 @@
-"""Ray classes of :mod:`itwinai_ray.tuning.ray_backend` (built lazily: no Ray import here).
+"""Ray classes of :mod:`itwinai_ray.backends.ray.driver` (built lazily: no Ray import here).
 
 - ``ForwardReports`` (Train ``UserCallback``, on the Train controller): hands each report (the
   first with the controller's handle) to the trial through a :class:`Mailbox` of size 1 (kept in the registry actor: no actor

@@ -3,7 +3,7 @@
 The launcher starts one Ray node per SLURM node with ``--node-name=<SLURM node name>`` and
 then runs::
 
-    python3 -m itwinai_ray.tuning._ray_nodes wait --address IP:PORT --timeout 180 n1 n2
+    python3 -m itwinai_ray.backends.ray.nodes wait --address IP:PORT --timeout 180 n1 n2
 
 which polls the cluster's GCS (no ``ray.init``, so no job is registered) until every named
 node is alive. On timeout it names the missing nodes, writes them to ``--missing-file`` and
@@ -49,7 +49,7 @@ def wait_for_nodes(address: str, names: Sequence[str], timeout_s: float) -> list
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m itwinai_ray.tuning._ray_nodes")
+    parser = argparse.ArgumentParser(prog="python -m itwinai_ray.backends.ray.nodes")
     sub = parser.add_subparsers(dest="command", required=True)
     wait = sub.add_parser("wait", help="wait until the named nodes are alive")
     wait.add_argument("--address", required=True, help="GCS address IP:PORT")

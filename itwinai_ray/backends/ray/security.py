@@ -1,4 +1,4 @@
-"""Securing the local Ray instance that :func:`~itwinai_ray.tuning.ray_backend.ensure_ray`
+"""Securing the local Ray instance that :func:`~itwinai_ray.backends.ray.driver.ensure_ray`
 starts, for nodes shared with other users.
 
 What Ray 2.60 does by itself (``ray/_private/worker.py``, ``authentication_token_setup.py``):
@@ -15,7 +15,7 @@ What this module adds before ``ray.init``:
   to mode 0600 in a 0700 directory; a token given as ``$RAY_AUTH_TOKEN`` is left as it is;
 - a fresh session root of mode 0700 (``ir-XXXXXXXX`` under ``$RAY_TMPDIR`` or the
   system temp dir), so Ray's 0777 directories inside it cannot be reached by others;
-- no orphans (:mod:`._ray_reaper`): a watchdog stops the instance's processes and removes the
+- no orphans (:mod:`.reaper`): a watchdog stops the instance's processes and removes the
   root when the driver is killed, and each start reaps the roots of killed drivers.
 
 The dashboard is bound to 127.0.0.1 by ``ensure_ray``. No Ray import here.
@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 
 from itwinai_ray._fs import remove_tree
-from itwinai_ray.tuning import _ray_reaper
+from itwinai_ray.backends.ray import reaper as _ray_reaper
 
 logger = logging.getLogger(__name__)
 

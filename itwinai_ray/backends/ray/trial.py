@@ -2,7 +2,7 @@
 
 ``_trial_fn`` runs one trial: in the trial process (``num_workers == 1``, the fast path) or
 on a Ray Train V2 worker group whose reports reach Tune through a mailbox
-(:mod:`._ray_callbacks`). See :mod:`.ray_backend` for the whole picture; only the Ray
+(:mod:`.callbacks`). See :mod:`.driver` for the whole picture; only the Ray
 backend's modules import Ray Train/Tune.
 """
 
@@ -18,7 +18,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from itwinai_ray.tuning import _ray_callbacks, _ray_output
+from itwinai_ray.backends.ray import callbacks as _ray_callbacks
+from itwinai_ray.backends.ray import output as _ray_output
 from itwinai_ray.tuning.context import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class _TrialSpec:
     #: ``ray.train.torch.TorchConfig`` arguments (process-group ``backend``, ``timeout_s``).
     torch_config: dict[str, Any] = field(default_factory=dict)
     #: Each trial process and Train worker writes its output to log files in the trial
-    #: directory (:mod:`._ray_output`), not to the driver's terminal.
+    #: directory (:mod:`.output`), not to the driver's terminal.
     capture_output: bool = False
 
 

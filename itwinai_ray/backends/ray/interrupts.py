@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from . import interrupts
+from itwinai_ray.tuning import interrupts
 
 
 def stop_if_requested_callback() -> Any:
