@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from itwinai_ray.backends.ray import (
-    callbacks as _ray_callbacks,
+    driver as ray_backend,
 )
 from itwinai_ray.backends.ray import (
-    driver as ray_backend,
+    registry as _ray_callbacks,
 )
 from itwinai_ray.backends.ray import (
     trial as _ray_trial,

@@ -316,7 +316,7 @@ def build_scheduler(spec: Any, metric: Any, mode: Any, max_t: int | None = None,
         MissingDependencyError: a needed package is not installed.
     """
     if isinstance(metric, (list, tuple)) and not isinstance(spec, (type(None), str, Mapping)):
-        if getattr(spec, "_metric", None) is None:
+        if getattr(spec, "metric", None) is None:  # TrialScheduler.metric
             raise ConfigurationError(
                 f"The scheduler {type(spec).__name__} has no metric, and several are tuned "
                 f"({list(metric)}): build it with metric=... and mode=....")

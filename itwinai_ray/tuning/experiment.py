@@ -22,6 +22,7 @@ from ..errors import ResourceError, TrialsFailedError
 from . import interrupts
 from . import resources as res
 from .context import WorkerFn
+from .experiment_spec import from_settings
 from .results import HPOResults
 from .saved_state import unfinished_trials
 from .settings import RunSettings, ScalingSettings, TorchSettings, TuneSettings
@@ -114,22 +115,9 @@ def _run_on_ray(worker_fn: WorkerFn, plan: Plan, name: str, storage: str, resume
     started = ray_backend.ensure_ray(**ray_init, log_to_driver=not quiet)
     interrupts.rearm()
     try:
-        return ray_backend.run_experiment(
-            worker_fn, plan.space,
-            num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
-            resources_per_worker=scaling.resources_per_worker,
-            metric=plan.metric, mode=plan.mode, num_samples=tune.num_samples,
-            search_alg=plan.searcher, scheduler=plan.scheduler,
-            max_concurrent_trials=tune.max_concurrent_trials,
-            time_budget_s=tune.time_budget_s,
-            storage_path=storage, name=name,
-            checkpoint_num_to_keep=run.checkpoint_num_to_keep,
-            max_failures=run.max_failures, resume=resume, fail_fast=run.fail_fast,
-            worker_max_failures=run.worker_max_failures, stop=tune.stop,
-            max_iterations=plan.max_epochs, progress=run.progress, verbose=run.verbose,
-            terminal=terminal, scope=tune.scope, capture_output=quiet,
-            mlflow=run.mlflow, torch_config=(torch or TorchSettings()).as_ray_kwargs(),
-            extend_to=run.add_trials_to if resume else None)
+        return ray_backend.run(from_settings(
+            worker_fn, plan, name, storage, resume, scaling=scaling, tune=tune, run=run,
+            torch=torch or TorchSettings(), terminal=terminal))
     except ResourceError as exc:
         hint = res.local_ray_hint(ray_init, res.trial_need(
             scaling.num_workers, scaling.resources_per_worker, scaling.use_gpu)) \

@@ -21,11 +21,6 @@ MAX_FUNCTION_LINES = 60
 #: (module, function) -> why it is still longer. Remove an entry once the function is short;
 #: never add one.
 LONG_FUNCTIONS: dict[tuple[str, str], str] = {
-    ("itwinai_ray.backends.ray.callbacks", "ray_classes"):
-        "three Ray classes defined inside an lru_cache function; to become module-level "
-        "classes of the backend",
-    ("itwinai_ray.backends.ray.driver", "run_experiment"):
-        "22 keyword arguments passed one by one by run_hpo; to take one plan object",
     ("itwinai_ray.tuning.settings", "from_any"):
         "hand-written validation of run_config; to become a pydantic model",
     ("itwinai_ray.trainer.torch_trainer", "__init__"):

@@ -37,11 +37,9 @@ import logging
 import os
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from itwinai_ray.backends.ray import (
-    callbacks as _ray_callbacks,
-)
 from itwinai_ray.backends.ray import (
     interrupts as _ray_interrupts,
 )
@@ -69,6 +67,7 @@ from itwinai_ray.backends.ray.trial import _trial_fn, _TrialSpec, tune_trial_con
 from itwinai_ray.errors import ConfigurationError
 from itwinai_ray.tuning import resources as res
 from itwinai_ray.tuning.context import WorkerContext, WorkerFn
+from itwinai_ray.tuning.experiment_spec import ExperimentSpec
 from itwinai_ray.tuning.storage import check_shared_storage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -229,7 +228,7 @@ def _primary_objective(metric: Any, mode: Any, scheduler: Any) -> tuple[str, str
     if not metrics or len(modes) != len(metrics) or any(m not in ("min", "max") for m in modes):
         raise ConfigurationError(f"mode is {mode!r}, but must be 'min' or 'max' (one per "
                                  f"metric of {metric!r}).")
-    own = getattr(scheduler, "_metric", None)
+    own = getattr(scheduler, "metric", None)  # TrialScheduler.metric (None: not set)
     if len(metrics) > 1 and own in metrics:
         return own, modes[metrics.index(own)], True
     return metrics[0], modes[0], len(metrics) > 1
@@ -241,176 +240,142 @@ def _cap_limiter(search_alg: Any, concurrency: int) -> None:
     from ray.tune.search import ConcurrencyLimiter
 
     if isinstance(search_alg, ConcurrencyLimiter) and search_alg.max_concurrent > concurrency:
-        search_alg.max_concurrent = concurrency
+        search_alg.set_max_concurrency(concurrency)
 
 
-def run_experiment(
-    worker_fn: WorkerFn,
-    param_space: dict[str, Any],
-    *,
-    num_workers: int,
-    use_gpu: bool,
-    resources_per_worker: Mapping[str, float] | None,
-    metric: str | list[str],
-    mode: str | list[str],
-    num_samples: int,
-    search_alg: Any = None,
-    scheduler: Any = None,
-    max_concurrent_trials: int | None = None,
-    storage_path: str,
-    name: str,
-    checkpoint_num_to_keep: int | None = None,
-    max_failures: int = 0,
-    time_budget_s: float | None = None,
-    trial_config_base: dict[str, Any] | None = None,
-    max_iterations: int | None = None,
-    progress: bool = True,
-    terminal: Any = None,
-    capture_output: bool = False,
-    scope: str = "best",
-    verbose: int = 0,
-    mlflow: Any = True,
-    resume: bool = False,
-    fail_fast: bool | str = "auto",
-    worker_max_failures: int = 0,
-    stop: Mapping[str, float] | None = None,
-    torch_config: Mapping[str, Any] | None = None,
-    extend_to: int | None = None,
-) -> ResultGrid:
-    """Run an HPO experiment: ``num_samples`` trials of ``worker_fn`` on ``num_workers`` each.
+def run_experiment(worker_fn: WorkerFn, param_space: dict[str, Any],
+                   **options: Any) -> ResultGrid:
+    """Run an HPO experiment; ``options`` are the other fields of :class:`ExperimentSpec`."""
+    return run(ExperimentSpec(worker_fn=worker_fn, param_space=param_space, **options))
 
-    Ray must already be connected (:func:`ensure_ray`).
 
-    Args:
-        worker_fn: picklable ``worker_fn(config, ctx)``; ``config`` is ``trial_config_base``
-            updated with the trial's sampled ``param_space`` values (shallow merge).
-        param_space: Tune search space.
-        num_workers: workers per trial; 1 runs the worker inside the trial (no worker group).
-        use_gpu, resources_per_worker: per-worker resources (default 1 CPU, +1 GPU).
-        metric, mode: what the searcher, scheduler and checkpoint ranking optimise. Lists
-            (several metrics) go to the searcher only, which must already hold them (e.g.
-            optuna); checkpoints are ranked on the scheduler's metric, else the first.
-        search_alg, scheduler: built Ray Tune objects, or None (random search, FIFO).
-        max_concurrent_trials: capped at what the cluster can run at once; None = that.
-        storage_path, name: results go to ``storage_path/name``.
-        checkpoint_num_to_keep: best checkpoints kept per trial (by ``metric``); None = all.
-        max_failures: retries of a failed trial, resumed from its last checkpoint.
-        time_budget_s: stop the whole experiment after this many seconds (results so far kept).
-        max_iterations: reports a trial makes when it runs to the end (e.g. epochs); tells
-            "stopped early" from "finished" in the progress view, MLflow and ``results``.
-        progress: show the live progress view (rich in a terminal, plain lines otherwise).
-        terminal: the stream the progress view writes to (default ``sys.stdout``).
-        scope: what ranks a trial in the progress view (``best``, ``last``, ``last-N-avg``).
-        capture_output: each trial process and Train worker writes its stdout/stderr to
-            ``trial.log`` / ``worker-<rank>.log`` in its trial directory.
-        verbose: Ray Tune's own output (``RunConfig.verbose``): 0 none (default), 1-3 more.
-        mlflow: one parent run per experiment and a child run per trial: True (default:
-            ``sqlite:///<storage_path>/<name>/mlflow.db``), False, or a mapping
-            (``tracking_uri``, ``experiment_name``, ``tags``).
-        resume: continue the experiment ``storage_path/name`` (after a crash or a time
-            limit) with ``Tuner.restore(resume_errored=True)``: finished trials are kept,
-            unfinished and errored ones resume from their last checkpoint, the searcher and
-            ``num_samples`` come from the saved state. See :func:`experiment_to_resume`.
-        fail_fast: stop the experiment early (results so far kept): ``"auto"`` when the
-            first 2 trials to end both errored for good before reporting, with the same
-            exception type and message (:mod:`.fail_fast`); True at the first trial error
-            (Tune's own fail_fast); False never.
-        worker_max_failures: in-place restarts of a trial's worker group (num_workers >= 2)
-            from its last checkpoint after a worker error or death, before the trial fails.
-        stop: per-trial stop conditions ``{key: threshold}`` (see :class:`StopWhen`).
-        extend_to: with ``resume``: add trials until the experiment holds this many (a
-            searcher that keeps its state, e.g. optuna; see ``extend_search``).
+@dataclass(frozen=True)
+class _Objective:
+    """The one metric that ranks checkpoints and drives stops, and all the tuned ones."""
+
+    metric: str
+    mode: str
+    several: bool
+    all_metrics: tuple[str, ...]
+    all_modes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, spec: ExperimentSpec) -> _Objective:
+        # Several metrics (multi-objective): the searcher holds them; checkpoint ranking, stop
+        # conditions and the progress view use one, the scheduler's if it has one, else the
+        # first.
+        metric, mode = spec.metric, spec.mode
+        all_metrics = tuple(metric) if isinstance(metric, (list, tuple)) else (metric,)
+        all_modes = tuple(mode) if isinstance(mode, (list, tuple)) else (mode,) * len(all_metrics)
+        one, one_mode, several = _primary_objective(metric, mode, spec.scheduler)
+        return cls(one, one_mode, several, all_metrics, all_modes)
+
+
+def _check(spec: ExperimentSpec, experiment_dir: str) -> int:
+    """Checks before any trial starts; returns how many trials run at once."""
+    if spec.num_samples < 1:
+        raise ConfigurationError(f"num_samples is {spec.num_samples}, but must be >= 1.")
+    if spec.resume and not _can_restore(experiment_dir):
+        raise ConfigurationError(_nothing_to_resume(experiment_dir))
+    need = res.trial_need(spec.num_workers, spec.resources_per_worker, spec.use_gpu)
+    capacity = cluster_capacity()
+    res.check_feasible(need, capacity, num_workers=spec.num_workers,
+                       resources_per_worker=spec.resources_per_worker)
+    res.check_worker_fits_a_node(
+        res.normalize_resources(spec.resources_per_worker, spec.use_gpu), node_capacities())
+    check_shared_storage(spec.storage_path, num_nodes=len(node_capacities()))  # multi-node
+    concurrency = res.max_concurrent_trials(need, capacity, spec.max_concurrent_trials)
+    logger.info("One trial needs %s; running up to %d trials at once.", need, concurrency)
+    _warn_if_synchronous(spec.scheduler, concurrency, spec.num_samples)
+    return concurrency
+
+
+def run(spec: ExperimentSpec) -> ResultGrid:
+    """Run the experiment ``spec``. Ray must already be connected (:func:`ensure_ray`).
 
     Raises:
         ResourceError: before any trial starts, when one trial cannot fit the cluster.
         ConfigurationError: ``resume`` and nothing to resume at ``storage_path/name``.
     """
-    import ray.tune
-
-    # Several metrics (multi-objective): the searcher holds them; checkpoint ranking, stop
-    # conditions and the progress view use one, the scheduler's if it has one, else the first.
-    all_metrics = tuple(metric) if isinstance(metric, (list, tuple)) else (metric,)
-    all_modes = tuple(mode) if isinstance(mode, (list, tuple)) else (mode,) * len(all_metrics)
-    metric, mode, multi = _primary_objective(metric, mode, scheduler)
-    if num_samples < 1:
-        raise ConfigurationError(f"num_samples is {num_samples}, but must be >= 1.")
-    experiment_dir = os.path.join(os.path.abspath(storage_path), name)
-    if resume and not _can_restore(experiment_dir):
-        raise ConfigurationError(_nothing_to_resume(experiment_dir))
-    need = res.trial_need(num_workers, resources_per_worker, use_gpu)
-    capacity = cluster_capacity()
-    res.check_feasible(need, capacity, num_workers=num_workers,
-                       resources_per_worker=resources_per_worker)
-    res.check_worker_fits_a_node(res.normalize_resources(resources_per_worker, use_gpu),
-                                 node_capacities())
-    check_shared_storage(storage_path, num_nodes=len(node_capacities()))  # multi-node: shared
-    concurrency = res.max_concurrent_trials(need, capacity, max_concurrent_trials)
-    logger.info("One trial needs %s; running up to %d trials at once.", need, concurrency)
-    _warn_if_synchronous(scheduler, concurrency, num_samples)
-
     import ray
 
-    _, release_cls, registry_cls = _ray_callbacks.ray_classes()
-    registry = (f"{_ray_callbacks.REGISTRY_PREFIX}{name}_{uuid.uuid4().hex[:8]}",
+    objective = _Objective.of(spec)
+    experiment_dir = os.path.join(os.path.abspath(spec.storage_path), spec.name)
+    concurrency = _check(spec, experiment_dir)
+    from itwinai_ray.backends.ray import registry as reg
+    from itwinai_ray.backends.ray.release import ReleaseTrialResources
+
+    registry = (f"{reg.REGISTRY_PREFIX}{spec.name}_{uuid.uuid4().hex[:8]}",
                 ray.get_runtime_context().namespace)
-    registry_actor = registry_cls.options(name=registry[0], namespace=registry[1]).remote()
+    registry_actor = reg.Registry.options(name=registry[0], namespace=registry[1]).remote()
     observers, error = None, None
     try:
         observers = _ray_observers.start(  # progress view, MLflow runs, itwinai_ray.json
-            os.path.join(os.path.abspath(storage_path), name), name, metric=metric, mode=mode,
-            num_samples=num_samples, time_budget_s=time_budget_s, param_keys=list(param_space),
-            max_iterations=max_iterations, progress=progress, mlflow=mlflow,
-            terminal=terminal, scope=scope, param_space=param_space,
-            objectives=list(zip(all_metrics, all_modes)))  # and the trial journal
-        trainable = make_trainable(
-            worker_fn, num_workers=num_workers, use_gpu=use_gpu,
-            resources_per_worker=resources_per_worker, storage_path=storage_path, name=name,
-            checkpoint_num_to_keep=checkpoint_num_to_keep, trial_config_base=trial_config_base,
-            registry=registry, worker_max_failures=worker_max_failures,
-            required_metrics=all_metrics + StopWhen.reported_keys(stop),
-            torch_config=torch_config, capture_output=capture_output)
-        # Tune refuses metric/mode here when the scheduler already has its own, and takes one
-        # metric only: several are the searcher's business.
-        scheduler_has_metric = getattr(scheduler, "_metric", None) is not None or multi
-        _cap_limiter(search_alg, concurrency)
-        make_tuner = _restorer(experiment_dir, extend_to) if resume else ray.tune.Tuner
-        fail_fast_guard = FailFastGuard.build(fail_fast)  # auto: a Tune callback + stopper
-        tuner = make_tuner(
-            trainable,
-            param_space=param_space,
-            tune_config=ray.tune.TuneConfig(
-                metric=None if scheduler_has_metric else metric,
-                mode=None if scheduler_has_metric else mode,
-                num_samples=num_samples, search_alg=search_alg, scheduler=scheduler,
-                max_concurrent_trials=concurrency, time_budget_s=time_budget_s,
-            # Fast path: a trial process serves the next trial with torch already imported
-            # (~2.5 s per trial here). Not for worker groups: Train state lives in the actor.
-            reuse_actors=num_workers == 1),
-            run_config=ray.tune.RunConfig(
-                name=name, storage_path=os.path.abspath(storage_path),
-                callbacks=[release_cls(*registry), _ray_logs.keep_logs_callback(),
-                           _ray_interrupts.stop_if_requested_callback(),
-                           *observers.callbacks, *fail_fast_guard.callbacks],
-                verbose=verbose,
-                failure_config=ray.tune.FailureConfig(max_failures=max_failures,
-                                                      fail_fast=fail_fast is True),
-                stop=fail_fast_guard.stop(StopWhen.build(stop, metric, mode)),
-                checkpoint_config=ray.tune.CheckpointConfig(
-                    num_to_keep=checkpoint_num_to_keep,
-                    checkpoint_score_attribute=metric if checkpoint_num_to_keep else None,
-                    checkpoint_score_order=mode),
-            ),
-        )
-        return tuner.fit()
+            experiment_dir, spec.name, metric=objective.metric, mode=objective.mode,
+            num_samples=spec.num_samples, time_budget_s=spec.time_budget_s,
+            param_keys=list(spec.param_space), max_iterations=spec.max_iterations,
+            progress=spec.progress, mlflow=spec.mlflow, terminal=spec.terminal,
+            scope=spec.scope, param_space=spec.param_space,
+            objectives=list(zip(objective.all_metrics, objective.all_modes)))  # and journal
+        callbacks = [ReleaseTrialResources(*registry), _ray_logs.keep_logs_callback(),
+                     _ray_interrupts.stop_if_requested_callback(), *observers.callbacks]
+        return _tuner(spec, objective, experiment_dir, concurrency, registry, callbacks).fit()
     except BaseException as exc:
         error = exc
         raise
     finally:  # also on Ctrl-C or a Tune error: nothing may outlive the experiment
         if observers is not None:
             observers.close(error)
-        _ray_callbacks.release_all(*registry)
+        reg.release_all(*registry)
         ray.kill(registry_actor, no_restart=True)
-        _ray_callbacks.sweep_train_runs(os.path.join(experiment_dir, _TRAIN_RUNS))
+        reg.sweep_train_runs(os.path.join(experiment_dir, _TRAIN_RUNS))
+
+
+def _tuner(spec: ExperimentSpec, objective: _Objective, experiment_dir: str, concurrency: int,
+           registry: tuple[str, str | None], callbacks: list[Any]) -> Any:
+    """The Tuner (or the restored one) of the experiment."""
+    import ray.tune
+
+    trainable = make_trainable(
+        spec.worker_fn, num_workers=spec.num_workers, use_gpu=spec.use_gpu,
+        resources_per_worker=spec.resources_per_worker, storage_path=spec.storage_path,
+        name=spec.name, checkpoint_num_to_keep=spec.checkpoint_num_to_keep,
+        trial_config_base=spec.trial_config_base, registry=registry,
+        worker_max_failures=spec.worker_max_failures,
+        required_metrics=objective.all_metrics + StopWhen.reported_keys(spec.stop),
+        torch_config=spec.torch_config, capture_output=spec.capture_output)
+    # Tune refuses metric/mode here when the scheduler already has its own, and takes one
+    # metric only: several are the searcher's business.
+    scheduler_has_metric = (getattr(spec.scheduler, "metric", None) is not None
+                            or objective.several)
+    _cap_limiter(spec.search_alg, concurrency)
+    make_tuner = _restorer(experiment_dir, spec.extend_to) if spec.resume else ray.tune.Tuner
+    fail_fast_guard = FailFastGuard.build(spec.fail_fast)  # auto: a Tune callback + stopper
+    checkpoints = spec.checkpoint_num_to_keep
+    return make_tuner(
+        trainable,
+        param_space=spec.param_space,
+        tune_config=ray.tune.TuneConfig(
+            metric=None if scheduler_has_metric else objective.metric,
+            mode=None if scheduler_has_metric else objective.mode,
+            num_samples=spec.num_samples, search_alg=spec.search_alg, scheduler=spec.scheduler,
+            max_concurrent_trials=concurrency, time_budget_s=spec.time_budget_s,
+            # Fast path: a trial process serves the next trial with torch already imported
+            # (~2.5 s per trial here). Not for worker groups: Train state lives in the actor.
+            reuse_actors=spec.num_workers == 1),
+        run_config=ray.tune.RunConfig(
+            name=spec.name, storage_path=os.path.abspath(spec.storage_path),
+            callbacks=[*callbacks, *fail_fast_guard.callbacks], verbose=spec.verbose,
+            failure_config=ray.tune.FailureConfig(max_failures=spec.max_failures,
+                                                  fail_fast=spec.fail_fast is True),
+            stop=fail_fast_guard.stop(StopWhen.build(spec.stop, objective.metric,
+                                                     objective.mode)),
+            checkpoint_config=ray.tune.CheckpointConfig(
+                num_to_keep=checkpoints,
+                checkpoint_score_attribute=objective.metric if checkpoints else None,
+                checkpoint_score_order=objective.mode),
+        ),
+    )
 
 
 __all__ = ["StopWhen", "WorkerContext", "cluster_capacity", "ensure_ray",

@@ -24,13 +24,9 @@ _RPC_TIMEOUT_S = 5
 
 def alive_node_names(address: str) -> dict[str, str]:
     """``{node name: node IP}`` of the alive nodes of the cluster whose GCS is ``address``."""
-    from ray._raylet import GcsClient
-    from ray.core.generated.gcs_pb2 import GcsNodeInfo
+    from itwinai_ray.backends.ray import _private
 
-    client = GcsClient(address=address)
-    infos = client.get_all_node_info(timeout=_RPC_TIMEOUT_S,
-                                     state_filter=GcsNodeInfo.GcsNodeState.ALIVE)
-    return {info.node_name: info.node_manager_address for info in infos.values()}
+    return _private.alive_nodes(address, _RPC_TIMEOUT_S)
 
 
 def wait_for_nodes(address: str, names: Sequence[str], timeout_s: float) -> list[str]:

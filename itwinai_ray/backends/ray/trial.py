@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from itwinai_ray.backends.ray import callbacks as _ray_callbacks
+from itwinai_ray.backends.ray import _private
 from itwinai_ray.backends.ray import output as _ray_output
 from itwinai_ray.tuning.context import WorkerContext
 
@@ -151,9 +151,7 @@ def tune_trial_context() -> WorkerContext | None:
     Used when user code runs a trainer inside its own Tune trainable (the run_trial
     template): the trainer then reports to Tune and resumes from Tune's checkpoint.
     """
-    from ray.tune.trainable.trainable_fn_utils import _in_tune_session
-
-    if not _in_tune_session():
+    if not _private.in_tune_session():
         return None
     import ray.tune
 
@@ -169,7 +167,8 @@ def _build_trainer(config: dict[str, Any], spec: _TrialSpec, trial_id: str, tria
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    forward_cls, _, _ = _ray_callbacks.ray_classes()
+    from itwinai_ray.backends.ray.forwarding import ForwardReports
+
     return TorchTrainer(
         train_loop_per_worker=_train_loop,
         torch_config=TorchConfig(**spec.torch_config),
@@ -181,7 +180,7 @@ def _build_trainer(config: dict[str, Any], spec: _TrialSpec, trial_id: str, tria
             resources_per_worker=dict(spec.resources_per_worker)),
         run_config=ray.train.RunConfig(
             name=run_name, storage_path=spec.train_storage_path,
-            callbacks=[forward_cls(reports)],
+            callbacks=[ForwardReports(reports)],
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=spec.train_checkpoints_to_keep),
             # A worker error or death restarts the group in place from Train's latest
@@ -205,15 +204,17 @@ def _run_worker_group(config: dict[str, Any], spec: _TrialSpec, trial_id: str,
     """
     from ray.util.queue import Queue
 
+    from itwinai_ray.backends.ray.registry import Mailbox, registry_notify
+
     # A fresh Train run per attempt: resuming comes from Tune's checkpoint (retry, restore,
     # PBT exploit), never from an older Train run of the same trial.
     run_name = f"{trial_id}_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}"
     # The report hand-over lives in the experiment's registry actor: no process per trial.
-    reports = (_ray_callbacks.Mailbox(*spec.registry, run_name) if spec.registry
+    reports = (Mailbox(*spec.registry, run_name) if spec.registry
                else Queue(maxsize=1, actor_options={"num_cpus": 0}))
     run_dir = os.path.join(spec.train_storage_path, run_name)
     if spec.registry:  # deleted by the Tune callback if this trial is killed
-        _ray_callbacks.registry_notify(*spec.registry, "register", trial_id, None, run_dir)
+        registry_notify(*spec.registry, "register", trial_id, None, run_dir)
     # Read in this (trial) process when fit() starts the controller, which gets it as an env var.
     os.environ.setdefault(_TRAIN_POLL_ENV, _TRAIN_POLL_S)
     trainer = _build_trainer(config, spec, trial_id, trial_dir, resume_dir, run_name, reports)
@@ -316,11 +317,12 @@ def _train_loop_body(loop_config: dict[str, Any], spec: _TrialSpec, rank: int) -
     import ray.train
     import ray.util
 
+    from itwinai_ray.backends.ray.registry import registry_notify
+
     tctx = ray.train.get_context()
     pg = ray.util.get_current_placement_group()
-    if rank == 0 and pg is not None and spec.registry:  # before training: see ray_classes
-        _ray_callbacks.registry_notify(*spec.registry, "register", loop_config["trial_id"],
-                                       pg.id.hex())
+    if rank == 0 and pg is not None and spec.registry:  # before training: see registry.py
+        registry_notify(*spec.registry, "register", loop_config["trial_id"], pg.id.hex())
     train_ckpt = ray.train.get_checkpoint()  # set after a worker-group restart
     resume = train_ckpt.path if train_ckpt is not None else loop_config["resume_dir"]
     if train_ckpt is None and resume:
@@ -343,16 +345,10 @@ def _expose_tune_checkpoint(path: str) -> None:
     """Make ``ray.train.get_checkpoint()`` return the checkpoint Tune resumes this trial from
     (retry, restore, PBT), as itwinai 0.4's trainers read it under Train V1.
 
-    Ray 2.60's Train V2 has no public way to start a run from a checkpoint (its
-    ``resume_from_checkpoint`` raises a DeprecationWarning; migration: ray issue #49454), so
-    the worker's train context is given it here, the one place that touches it.
+    Ray 2.60's Train V2 has no public way to start a run from a checkpoint: see
+    :func:`._private.set_train_checkpoint`.
     """
-    import ray.train
-    from ray.train.v2._internal.execution.context import get_train_context
-
-    context = get_train_context()
-    with context.report_order_condition:
-        context.checkpoint = ray.train.Checkpoint.from_directory(path)
+    _private.set_train_checkpoint(path)
 
 
 def _worker_fn(spec: _TrialSpec) -> Any:
