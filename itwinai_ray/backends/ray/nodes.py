@@ -20,6 +20,20 @@ from collections.abc import Sequence
 
 _POLL_S = 0.25
 _RPC_TIMEOUT_S = 5
+#: gRPC status codes of a refused token (UNAUTHENTICATED, PERMISSION_DENIED).
+_AUTH_CODES = (16, 7)
+
+
+def _not_up_yet(exc: Exception) -> bool:
+    """Whether ``exc`` means "the GCS is not up yet" (an RPC timeout or an unreachable
+    address: retry) rather than an error that waiting does not mend (authentication)."""
+    from ray.exceptions import AuthenticationError, RpcError
+
+    if isinstance(exc, AuthenticationError):
+        return False
+    if isinstance(exc, RpcError):
+        return exc.rpc_code not in _AUTH_CODES
+    return isinstance(exc, (ConnectionError, TimeoutError))
 
 
 def alive_node_names(address: str) -> dict[str, str]:
@@ -36,8 +50,10 @@ def wait_for_nodes(address: str, names: Sequence[str], timeout_s: float) -> list
     while True:
         try:
             alive = alive_node_names(address)
-        except Exception:  # noqa: BLE001 - GCS not answering yet: retry until the deadline
-            alive = {}
+        except Exception as exc:  # noqa: BLE001 - narrowed by _not_up_yet
+            if not _not_up_yet(exc):
+                raise
+            alive = {}  # GCS not answering yet: retry until the deadline
         missing = [n for n in names if n not in alive]
         if not missing or time.monotonic() >= deadline:
             return missing

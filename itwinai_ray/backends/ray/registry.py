@@ -29,6 +29,9 @@ REGISTRY_PREFIX = "itwinai_ray_pg_registry_"
 #: How long after a trial stops its leftovers are released (it stops its run in order first).
 RELEASE_GRACE_S = 30.0
 _REGISTRY_TIMEOUT_S = 30.0
+#: A registry that is gone (``get_actor``: ValueError) or does not answer (Ray errors:
+#: actor died, timeout). Anything else is a bug and raises.
+_REGISTRY_ERRORS = (ValueError, ray.exceptions.RayError)
 
 
 @ray.remote(num_cpus=0)
@@ -144,17 +147,19 @@ class Mailbox:
         """Close the mailbox: a controller blocked in ``put`` fails instead of hanging."""
         try:
             ray.get(self._actor().box_close.remote(self._key), timeout=_REGISTRY_TIMEOUT_S)
-        except Exception:  # noqa: BLE001 - the registry may already be gone
+        except _REGISTRY_ERRORS:  # the registry may already be gone
             logger.debug("Mailbox %s: close failed.", self._key, exc_info=True)
 
 
 def registry_call(name: str, namespace: str | None, method: str, *args: Any) -> Any:
-    """Call ``method`` of the named registry; None (and a warning) when that fails."""
+    """Call ``method`` of the named registry; None when the registry is gone or does not
+    answer (a warning says that what it holds is not released). Any other error raises."""
     try:
         handle = ray.get_actor(name, namespace=namespace)
         return ray.get(getattr(handle, method).remote(*args), timeout=_REGISTRY_TIMEOUT_S)
-    except Exception:  # noqa: BLE001 - bookkeeping must never fail the experiment
-        logger.warning("Placement group registry %s: %s%r failed.", name, method, args,
+    except _REGISTRY_ERRORS:  # bookkeeping must never fail the experiment
+        logger.warning("Placement group registry %s: %s%r failed: the placement groups and "
+                       "Train run directories it holds are not released.", name, method, args,
                        exc_info=True)
         return None
 
@@ -167,7 +172,7 @@ def registry_notify(name: str, namespace: str | None, method: str, *args: Any) -
     """
     try:
         getattr(ray.get_actor(name, namespace=namespace), method).remote(*args)
-    except Exception:  # noqa: BLE001 - bookkeeping must never fail the experiment
+    except _REGISTRY_ERRORS:  # bookkeeping must never fail the experiment
         logger.warning("Placement group registry %s: %s%r failed.", name, method, args,
                        exc_info=True)
 
