@@ -26,6 +26,12 @@ from itwinai_ray._suggest import did_you_mean
 from itwinai_ray.backends.ray import translate
 from itwinai_ray.errors import ConfigurationError, MissingDependencyError, SearchSpaceError
 from itwinai_ray.tuning._algorithm_spec import AlgorithmSpec, BuildContext
+from itwinai_ray.tuning.objective import (
+    TunedMetrics,
+    as_list,
+    check_metric_mode,
+    normalize_objectives,
+)
 from itwinai_ray.tuning.schedulers import POPULATION_BASED, SCHEDULERS
 from itwinai_ray.tuning.search_space import build_search_space, grid_keys, to_grid
 from itwinai_ray.tuning.searchers import PIP_NAMES, SEARCHERS, SEED_ARGS
@@ -33,36 +39,6 @@ from itwinai_ray.tuning.searchers import PIP_NAMES, SEARCHERS, SEED_ARGS
 
 def _close(word: str, options: list[str]) -> str:
     return did_you_mean(word, options, cutoff=0.5, prefix=True)
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def check_metric_mode(metric: Any, mode: Any) -> None:
-    """``mode`` must be ``min`` or ``max`` (lists of both for multi-objective searchers)."""
-    metrics, modes = _as_list(metric), _as_list(mode)
-    if not metrics or not all(isinstance(m, str) and m for m in metrics):
-        raise ConfigurationError(f"metric is {metric!r}, but must be a non-empty metric name.")
-    for m in modes:
-        if m not in ("min", "max"):
-            raise ConfigurationError(f"mode is {m!r}, but must be 'min' or 'max'.")
-    if len(metrics) != len(modes):
-        raise ConfigurationError(f"metric {metric!r} and mode {mode!r} differ in length.")
-    if len(set(metrics)) != len(metrics):
-        raise ConfigurationError(f"metric {metric!r} names a metric twice.")
-
-
-def normalize_objectives(metric: Any, mode: Any) -> tuple[Any, Any]:
-    """One metric stays a string; several become lists, a single mode applying to all."""
-    if isinstance(metric, (list, tuple)):
-        if len(metric) == 1:
-            return metric[0], mode[0] if isinstance(mode, (list, tuple)) else mode
-        modes = list(mode) if isinstance(mode, (list, tuple)) else [mode] * len(metric)
-        check_metric_mode(list(metric), modes)
-        return list(metric), modes
-    check_metric_mode(metric, mode)
-    return metric, mode
 
 
 def _import(path: str, what: str) -> type:
@@ -276,13 +252,13 @@ def build_searcher(spec: Any, metric: Any, mode: Any, space: Mapping[str, Any] |
 def scheduler_objective(spec: Any, metric: Any, mode: Any) -> tuple[str, str]:
     """The one metric (and mode) that drives a scheduler, also when several are tuned."""
     if not isinstance(metric, (list, tuple)) or len(metric) == 1:
-        return _as_list(metric)[0], _as_list(mode)[0]
-    modes = _as_list(mode) if isinstance(mode, (list, tuple)) else [mode] * len(metric)
+        return as_list(metric)[0], as_list(mode)[0]
+    tuned = TunedMetrics.parse(metric, mode)
     name = spec_name(spec, "scheduler")
     own = _spec_value(spec, "metric")
     if own is None:
         if name == "fifo":
-            return metric[0], modes[0]  # FIFO stops nothing: the metric is not used
+            return tuned.first  # FIFO stops nothing: the metric is not used
         raise ConfigurationError(
             f"The scheduler {name!r} stops trials on one metric, but tune_config.metric has "
             f"{len(metric)}: {list(metric)}. Name the one for early stopping, e.g. "
@@ -293,7 +269,7 @@ def scheduler_objective(spec: Any, metric: Any, mode: Any) -> tuple[str, str]:
             raise ConfigurationError(
                 f"The scheduler {name!r} stops on {own!r}, which is not one of the tuned "
                 f"metrics {list(metric)}: give its mode too (mode: min or max).")
-        own_mode = modes[list(metric).index(own)]
+        own_mode = tuned.mode_of(own)
     return own, own_mode
 
 

@@ -68,6 +68,7 @@ from itwinai_ray.errors import ConfigurationError
 from itwinai_ray.tuning import resources as res
 from itwinai_ray.tuning.context import WorkerContext, WorkerFn
 from itwinai_ray.tuning.experiment_spec import ExperimentSpec
+from itwinai_ray.tuning.objective import TunedMetrics
 from itwinai_ray.tuning.storage import check_shared_storage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -223,15 +224,13 @@ def _warn_if_synchronous(scheduler: Any, concurrency: int, num_samples: int) -> 
 
 def _primary_objective(metric: Any, mode: Any, scheduler: Any) -> tuple[str, str, bool]:
     """``(metric, mode, several)``: the one metric that ranks checkpoints and drives stops."""
-    metrics = list(metric) if isinstance(metric, (list, tuple)) else [metric]
-    modes = list(mode) if isinstance(mode, (list, tuple)) else [mode] * len(metrics)
-    if not metrics or len(modes) != len(metrics) or any(m not in ("min", "max") for m in modes):
+    tuned = TunedMetrics.parse(metric, mode)
+    if not tuned.metrics or len(tuned.modes) != len(tuned.metrics) or any(
+            m not in ("min", "max") for m in tuned.modes):
         raise ConfigurationError(f"mode is {mode!r}, but must be 'min' or 'max' (one per "
                                  f"metric of {metric!r}).")
     own = getattr(scheduler, "metric", None)  # TrialScheduler.metric (None: not set)
-    if len(metrics) > 1 and own in metrics:
-        return own, modes[metrics.index(own)], True
-    return metrics[0], modes[0], len(metrics) > 1
+    return (*tuned.primary(own), tuned.several)
 
 
 def _cap_limiter(search_alg: Any, concurrency: int) -> None:
@@ -264,11 +263,9 @@ class _Objective:
         # Several metrics (multi-objective): the searcher holds them; checkpoint ranking, stop
         # conditions and the progress view use one, the scheduler's if it has one, else the
         # first.
-        metric, mode = spec.metric, spec.mode
-        all_metrics = tuple(metric) if isinstance(metric, (list, tuple)) else (metric,)
-        all_modes = tuple(mode) if isinstance(mode, (list, tuple)) else (mode,) * len(all_metrics)
-        one, one_mode, several = _primary_objective(metric, mode, spec.scheduler)
-        return cls(one, one_mode, several, all_metrics, all_modes)
+        tuned = TunedMetrics.parse(spec.metric, spec.mode)
+        one, one_mode, several = _primary_objective(spec.metric, spec.mode, spec.scheduler)
+        return cls(one, one_mode, several, tuned.metrics, tuned.modes)
 
 
 def _check(spec: ExperimentSpec, experiment_dir: str) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 
 from itwinai_ray.tuning.journal import JOURNAL_FILE, JournalWriter, Objectives
 from itwinai_ray.tuning.mlflow_runs import ExperimentRuns, MlflowSettings
+from itwinai_ray.tuning.objective import TunedMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +67,7 @@ def start(experiment_dir: str | Path, name: str, *, metric: Any, mode: Any,
     experiment_dir = Path(experiment_dir)
     settings = MlflowSettings.from_any(mlflow)
     obs = Observers()
-    first_metric = metric[0] if isinstance(metric, (list, tuple)) else metric
-    first_mode = mode[0] if isinstance(mode, (list, tuple)) else mode
+    first_metric, first_mode = TunedMetrics.parse(metric, mode).first
     if progress:
         obs.progress = make_progress_callback(first_metric, first_mode, num_samples,
                                               time_budget_s, max_iterations,
