@@ -21,8 +21,6 @@ MAX_FUNCTION_LINES = 60
 #: (module, function) -> why it is still longer. Remove an entry once the function is short;
 #: never add one.
 LONG_FUNCTIONS: dict[tuple[str, str], str] = {
-    ("itwinai_ray.tuning.settings", "from_any"):
-        "hand-written validation of run_config; to become a pydantic model",
     ("itwinai_ray.trainer.torch_trainer", "__init__"):
         "itwinai 0.4's constructor: about 30 documented arguments stored one by one",
     ("itwinai_ray.tuning.algorithms", "_build"):
