@@ -45,6 +45,11 @@ from .saving import (
 
 log = logging.getLogger(__name__)
 
+#: Constructor arguments stored under their own name, unchanged.
+_KEPT_AS_GIVEN = ("epochs", "model", "random_seed", "logger", "checkpoint_every", "save_best",
+                  "checkpoint_metric", "checkpoint_mode", "test_every",
+                  "initial_best_validation_metric")
+
 
 class EpochReporter(Protocol):
     """Receives a trainer's epoch results (implemented by the tuning layer)."""
@@ -136,26 +141,20 @@ class TorchTrainer(Trainer):
         check_arguments(type(self).__name__, passed,
                         ray_args_used=getattr(self, "_runs_on_ray", False))
         self.config = make_training_config(config)
-        self.epochs = epochs
-        self.model = model
         self.strategy_spec = strategy if strategy is not None else "none"
         self.strategy: Strategy = self._build_strategy(self.strategy_spec)
-        self.random_seed = random_seed
-        self.logger = logger
         self.metrics = dict(metrics) if metrics is not None else {}
         self.checkpoints_location = Path(checkpoints_location)
-        self.checkpoint_every = checkpoint_every
-        self.save_best = save_best
-        self.checkpoint_metric = checkpoint_metric
-        self.checkpoint_mode = checkpoint_mode
-        self.test_every = test_every
         self.validate_every = validate_every or 1
         self.from_checkpoint = checked_checkpoint(from_checkpoint, resume_from_checkpoint)
-        self.initial_best_validation_metric = initial_best_validation_metric
         self.run_name = run_name or f"{type(self).__name__}-{time.strftime('%Y%m%d-%H%M%S')}"
-        for key in ACCEPTED_ARGS:  # itwinai's flags, kept as attributes (see itwinai_args)
+        # Kept as given; itwinai's flags too (see itwinai_args).
+        for key in (*_KEPT_AS_GIVEN, *ACCEPTED_ARGS):
             setattr(self, key, passed[key])
-        # Set by the lifecycle (itwinai's names)
+        self._init_lifecycle_state()
+
+    def _init_lifecycle_state(self) -> None:
+        """What the lifecycle sets (itwinai's names) and what a tuning trial sets."""
         self.loss: Any = None
         self.optimizer: Any = None
         self.lr_scheduler: Any = None

@@ -116,6 +116,36 @@ def spec_name(spec: Any, what: str) -> str | None:
     return _spec_of(type(inner if inner is not None else spec), table)[0]
 
 
+def _named_parameters(params: Mapping[str, inspect.Parameter]) -> list[str]:
+    return [p for p in params if p != "self" and params[p].kind not in
+            (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+
+
+def _arguments(what: str, name: str, cls: type, alg: AlgorithmSpec | None,
+               kwargs: dict[str, Any], metric: Any, mode: Any, max_t: int | None,
+               ) -> tuple[dict[str, Any], Mapping[str, inspect.Parameter]]:
+    """The constructor arguments of ``cls``: the table's defaults, the given ones, and metric,
+    mode, time attribute and epochs where it takes them; an argument it lacks is an error."""
+    if "seed" in kwargs and name in SEED_ARGS:
+        kwargs[SEED_ARGS[name]] = kwargs.pop("seed")
+    kwargs = {**(alg.defaults if alg else {}), **kwargs}
+    params = inspect.signature(cls.__init__).parameters
+    accepted = _named_parameters(params)
+    injected = {"metric": metric, "mode": mode, "time_attr": "training_iteration"}
+    if alg and alg.epochs_arg and max_t is not None:
+        injected[alg.epochs_arg] = max_t
+    for key, value in injected.items():
+        if key in accepted:
+            kwargs.setdefault(key, value)
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for key in kwargs:
+        if key not in accepted and not var_kw:
+            raise ConfigurationError(
+                f"The {what} {name!r} has no argument {key!r}.{_close(key, accepted)} "
+                f"Accepted: {', '.join(accepted)}.")
+    return kwargs, params
+
+
 def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any, mode: Any,
            max_t: int | None, space: Mapping[str, Any] | None = None,
            num_samples: int | None = None) -> tuple[Any, str, AlgorithmSpec | None, int | None]:
@@ -153,24 +183,8 @@ def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any
         name, alg = _spec_of(cls, table)
         if alg is not None and not user_limit:
             max_concurrent = alg.max_concurrent
-    if "seed" in kwargs and name in SEED_ARGS:
-        kwargs[SEED_ARGS[str(name)]] = kwargs.pop("seed")
-    kwargs = {**(alg.defaults if alg else {}), **kwargs}
-    params = inspect.signature(cls.__init__).parameters
-    accepted = [p for p in params if p != "self" and params[p].kind not in
-                (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
-    injected = {"metric": metric, "mode": mode, "time_attr": "training_iteration"}
-    if alg and alg.epochs_arg and max_t is not None:
-        injected[alg.epochs_arg] = max_t
-    for key, value in injected.items():
-        if key in accepted:
-            kwargs.setdefault(key, value)
-    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for key in kwargs:
-        if key not in accepted and not var_kw:
-            raise ConfigurationError(
-                f"The {what} {name!r} has no argument {key!r}.{_close(key, accepted)} "
-                f"Accepted: {', '.join(accepted)}.")
+    kwargs, params = _arguments(what, str(name), cls, alg, kwargs, metric, mode, max_t)
+    accepted = _named_parameters(params)
     try:  # a wrongly typed value (None, a string) fails in prepare/check/cls: name it
         if alg and alg.prepare:
             kwargs = alg.prepare(kwargs, BuildContext(str(name), metric, mode, space or {},
