@@ -225,7 +225,7 @@ def test_the_same_early_bug_in_the_first_two_trials_stops_the_experiment(
         _experiment(tmp_path, "bug", ["bug"] * 4, digits_split)
 
     assert len(set(_started(tmp_path))) == 2, _started(tmp_path)  # not all 4 ran
-    lines = [r.getMessage() for r in caplog.records if r.name.endswith("_ray_fail_fast")]
+    lines = [r.getMessage() for r in caplog.records if r.name == "itwinai_ray.backends.ray.fail_fast"]
     assert len(lines) == 1, lines
     assert lines[0].count("AttributeError:") == 1 and "no_such_layer" in lines[0]
     path = lines[0].split("(see ")[1].split(")")[0]
@@ -237,7 +237,7 @@ def test_the_same_early_bug_in_the_first_two_trials_stops_the_experiment(
     (tmp_path / "bug").unlink()
     results = _experiment(tmp_path, "bug", ["bug"] * 4, digits_split, resume=True)
     assert sorted((r.status, r.epochs) for r in results.rows) == [("finished", 2)] * 2
-    assert len([r for r in caplog.records if r.name.endswith("_ray_fail_fast")]) == 1
+    assert len([r for r in caplog.records if r.name == "itwinai_ray.backends.ray.fail_fast"]) == 1
 
 
 @pytest.mark.slow
@@ -252,7 +252,7 @@ def test_a_second_trial_that_fails_otherwise_keeps_the_experiment_going(
     assert len(set(_started(tmp_path))) == 4
     statuses = Counter(r.status for r in results.rows)
     assert statuses == {"error": 3, "finished": 1}, statuses
-    assert not [r for r in caplog.records if r.name.endswith("_ray_fail_fast")]
+    assert not [r for r in caplog.records if r.name == "itwinai_ray.backends.ray.fail_fast"]
 
 
 # ----------------------------------------------------- the Ray adapter, without a cluster

@@ -1,5 +1,5 @@
-"""The Ray backend: the one place (with its ``_ray_*`` modules) that talks to Ray Train V2
-and Ray Tune.
+"""The driver side of the Ray backend: ``ray.init``, the cluster's capacity, and the Tuner of
+one experiment (Ray Train V2 and Ray Tune).
 
 Trainer code is a picklable ``worker_fn(config, ctx: WorkerContext) -> None`` that trains one
 trial on one worker and calls ``ctx.report(metrics, checkpoint_dir)`` on every rank per epoch.
@@ -40,21 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from itwinai_ray.backends.ray import (
-    interrupts as _ray_interrupts,
-)
-from itwinai_ray.backends.ray import (
-    logs as _ray_logs,
-)
-from itwinai_ray.backends.ray import (
-    observers as _ray_observers,
-)
-from itwinai_ray.backends.ray import (
-    output as _ray_output,
-)
-from itwinai_ray.backends.ray import (
-    security as _ray_security,
-)
+from itwinai_ray.backends.ray import interrupts, logs, observers, output, security
 from itwinai_ray.backends.ray.fail_fast import FailFastGuard
 from itwinai_ray.backends.ray.restore import (
     StopWhen,
@@ -112,13 +98,13 @@ def ensure_ray(
     if address:
         ray.init(address=address, log_to_driver=log_to_driver)
         return False
-    temp_dir = _ray_security.secure_local_start()
+    temp_dir = security.secure_local_start()
     try:
         ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
                  include_dashboard=include_dashboard, dashboard_host="127.0.0.1",
                  log_to_driver=log_to_driver, _temp_dir=temp_dir)
     except BaseException:
-        _ray_security.remove_temp_dir()
+        security.remove_temp_dir()
         raise
     return True
 
@@ -132,9 +118,9 @@ def shutdown(keep_logs_in: str | None = None) -> None:
 
     ray.shutdown()
     if keep_logs_in:
-        for session in _ray_security.session_dirs():
-            _ray_output.keep_session_logs(session, keep_logs_in)
-    _ray_security.remove_temp_dir()
+        for session in security.session_dirs():
+            output.keep_session_logs(session, keep_logs_in)
+    security.remove_temp_dir()
 
 
 def cluster_capacity() -> dict[str, float]:
@@ -305,24 +291,24 @@ def run(spec: ExperimentSpec) -> ResultGrid:
     registry = (f"{reg.REGISTRY_PREFIX}{spec.name}_{uuid.uuid4().hex[:8]}",
                 ray.get_runtime_context().namespace)
     registry_actor = reg.Registry.options(name=registry[0], namespace=registry[1]).remote()
-    observers, error = None, None
+    watch, error = None, None
     try:
-        observers = _ray_observers.start(  # progress view, MLflow runs, itwinai_ray.json
+        watch = observers.start(  # progress view, MLflow runs, itwinai_ray.json
             experiment_dir, spec.name, metric=objective.metric, mode=objective.mode,
             num_samples=spec.num_samples, time_budget_s=spec.time_budget_s,
             param_keys=list(spec.param_space), max_iterations=spec.max_iterations,
             progress=spec.progress, mlflow=spec.mlflow, terminal=spec.terminal,
             scope=spec.scope, param_space=spec.param_space,
             objectives=list(zip(objective.all_metrics, objective.all_modes)))  # and journal
-        callbacks = [ReleaseTrialResources(*registry), _ray_logs.keep_logs_callback(),
-                     _ray_interrupts.stop_if_requested_callback(), *observers.callbacks]
+        callbacks = [ReleaseTrialResources(*registry), logs.keep_logs_callback(),
+                     interrupts.stop_if_requested_callback(), *watch.callbacks]
         return _tuner(spec, objective, experiment_dir, concurrency, registry, callbacks).fit()
     except BaseException as exc:
         error = exc
         raise
     finally:  # also on Ctrl-C or a Tune error: nothing may outlive the experiment
-        if observers is not None:
-            observers.close(error)
+        if watch is not None:
+            watch.close(error)
         reg.release_all(*registry)
         ray.kill(registry_actor, no_restart=True)
         reg.sweep_train_runs(os.path.join(experiment_dir, _TRAIN_RUNS))

@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 
 from itwinai_ray._fs import remove_tree
-from itwinai_ray.backends.ray import reaper as _ray_reaper
+from itwinai_ray.backends.ray import reaper
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +81,11 @@ def secure_local_start() -> str:
     base = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
     # Mode 0700. Short names: Ray's unix socket paths below it (session_<date>_<time>_<pid>/
     # sockets/plasma_store) must stay below 108 characters.
-    _ray_reaper.reap_stale(base)
-    root = tempfile.mkdtemp(prefix=_ray_reaper.ROOT_PREFIX, dir=base)
+    reaper.reap_stale(base)
+    root = tempfile.mkdtemp(prefix=reaper.ROOT_PREFIX, dir=base)
     _temp_dirs.append(root)
     try:
-        _ray_reaper.guard(root)
+        reaper.guard(root)
     except (OSError, ImportError) as exc:  # not fatal: the next start still reaps the root
         logger.warning("Could not start the watchdog of the local Ray instance (%s): if this "
                        "process is killed, Ray's processes may outlive it.", exc)
@@ -119,4 +119,4 @@ def remove_temp_dir() -> None:
         if not remove_tree(root, REMOVE_TIMEOUT_S):
             logger.warning("Could not remove Ray's session files at %s; remove them by hand.",
                            root)
-        _ray_reaper.stop_watchdog(root)
+        reaper.stop_watchdog(root)

@@ -18,8 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from itwinai_ray.backends.ray import _private
-from itwinai_ray.backends.ray import output as _ray_output
+from itwinai_ray.backends.ray import _private, output
 from itwinai_ray.tuning.context import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -108,8 +107,8 @@ def _trial_fn(config: dict[str, Any], spec: _TrialSpec) -> None:
     tctx = ray.tune.get_context()
     trial_dir = tctx.get_trial_dir()
     # The fast path's trial process is rank 0; a worker group's trial process only forwards.
-    log_name = (_ray_output.WORKER_LOG.format(rank=0) if spec.num_workers == 1
-                else _ray_output.TRIAL_LOG)
+    log_name = (output.WORKER_LOG.format(rank=0) if spec.num_workers == 1
+                else output.TRIAL_LOG)
     with _captured(spec, os.path.join(trial_dir, log_name)):
         if spec.num_workers == 1:
             _run_in_trial(trial_config, spec, tctx.get_trial_id(), trial_dir, resume_dir)
@@ -118,7 +117,7 @@ def _trial_fn(config: dict[str, Any], spec: _TrialSpec) -> None:
 
 
 def _captured(spec: _TrialSpec, path: str) -> Any:
-    return _ray_output.capture_fds(path) if spec.capture_output else contextlib.nullcontext()
+    return output.capture_fds(path) if spec.capture_output else contextlib.nullcontext()
 
 
 def _run_in_trial(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial_dir: str,
@@ -307,7 +306,7 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
 
     spec: _TrialSpec = loop_config["spec"]
     rank = ray.train.get_context().get_world_rank()
-    log = os.path.join(loop_config["trial_dir"], _ray_output.WORKER_LOG.format(rank=rank))
+    log = os.path.join(loop_config["trial_dir"], output.WORKER_LOG.format(rank=rank))
     with _captured(spec, log):
         _train_loop_body(loop_config, spec, rank)
 
