@@ -3,7 +3,7 @@
 :func:`run_trainer_in_worker` is the ``worker_fn`` given to the Ray backend. It copies the
 trainer, merges the trial's sampled hyperparameters into it, picks the strategy from the
 worker count, attaches a :class:`TrialReporter` and runs the unchanged lifecycle. Nothing
-here imports Ray: the backend's :class:`~itwinai_ray.backends.ray.driver.WorkerContext` is
+here imports Ray: the backend's :class:`~itwinai_ray.tuning.context.WorkerContext` is
 the only channel to the tuner.
 """
 

@@ -7,7 +7,9 @@ this package runs it. Modules, driver side first:
 - :mod:`.translate`: neutral search-space and algorithm specs -> ``ray.tune`` objects.
 - :mod:`.session`: a TorchTrainer run inside a user's own Tune trainable reports to Tune.
 - :mod:`.trial`: the trial side: the Tune function trainable and the Train V2 worker loop.
-- :mod:`.callbacks`: the Ray classes: report forwarding, placement-group registry, mailbox.
+- :mod:`.registry`: the per-experiment registry actor (placement groups, Train run
+  directories, report mailboxes); :mod:`.forwarding`: the Train callback that hands reports
+  to the trial; :mod:`.release`: the Tune callback that releases a stopped trial's leftovers.
 - :mod:`.restore`: resuming an experiment (``Tuner.restore``) and per-trial stop conditions.
 - :mod:`.observers`, :mod:`.progress`, :mod:`.journal`, :mod:`.mlflow_callback`: the Tune
   callbacks that feed the progress view, the trial journal and MLflow.
@@ -15,6 +17,7 @@ this package runs it. Modules, driver side first:
   before the Tuner starts, retried trials' histories.
 - :mod:`.output`, :mod:`.security`, :mod:`.reaper`, :mod:`.nodes`: Ray's log files, securing
   and reaping the local Ray instance, waiting for SLURM nodes to join.
+- :mod:`._private`: the Ray internals without a public API in Ray 2.60, each wrapped once.
 
 Submodules are imported on use: importing this package imports no Ray.
 """
