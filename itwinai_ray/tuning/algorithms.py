@@ -41,22 +41,6 @@ def _close(word: str, options: list[str]) -> str:
     return did_you_mean(word, options, cutoff=0.5, prefix=True)
 
 
-def _import(path: str, what: str) -> type:
-    module, _, attr = path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), attr)
-    except ModuleNotFoundError as err:
-        if err.name and not err.name.startswith(("ray", "itwinai_ray")) \
-                and not module.startswith(err.name):
-            raise MissingDependencyError(err.name, f"The {what} {path!r}") from err
-        raise ConfigurationError(f"Cannot import the {what} {path!r}: {err}.") from err
-    except (ImportError, AttributeError, ValueError) as err:
-        raise ConfigurationError(f"Cannot import the {what} {path!r}: {err}.") from err
-    if not isinstance(cls, type):
-        raise ConfigurationError(f"The {what} {path!r} is not a class.")
-    return cls
-
-
 def _spec_of(cls: type, table: Mapping[str, AlgorithmSpec]) -> tuple[str, AlgorithmSpec | None]:
     """The table entry whose class is ``cls`` (only among modules already imported)."""
     for name, alg in table.items():
@@ -175,7 +159,7 @@ def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any
                                      f"got {sorted(kwargs)}.")
         return None, str(name), alg, max_concurrent
 
-    cls = _import(path, what)
+    cls = translate.import_class(path, what)
     base = translate.base_class(what)
     if not issubclass(cls, base):
         raise ConfigurationError(f"{path!r} is not a Ray Tune {what} (a {base.__name__}).")

@@ -1,5 +1,5 @@
 """The ``ray.tune`` side of search spaces and algorithms: domains, their introspection, the
-searcher and scheduler base classes, the concurrency limiter.
+searcher and scheduler classes (imported by path) and base classes, the concurrency limiter.
 
 The HPO core (:mod:`itwinai_ray.tuning.search_space`, :mod:`~itwinai_ray.tuning.schedulers`,
 :mod:`~itwinai_ray.tuning.algorithms`) parses and validates the YAML; every ``ray.tune``
@@ -8,8 +8,11 @@ object it needs is made or inspected here. Ray is imported on the first call, ne
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any
+
+from itwinai_ray.errors import ConfigurationError, MissingDependencyError
 
 
 def domain(kind: str, *args: Any) -> Any:
@@ -108,3 +111,21 @@ def limit_concurrency(searcher: Any, max_concurrent: int) -> Any:
     from ray.tune.search import ConcurrencyLimiter
 
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+
+
+def import_class(path: str, what: str) -> type:
+    """The searcher or scheduler class at ``path`` (a Ray Tune class from the tables, or a
+    user's ``_target_``): a missing package is a :class:`MissingDependencyError`."""
+    module, _, attr = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError as err:
+        if err.name and not err.name.startswith(("ray", "itwinai_ray")) \
+                and not module.startswith(err.name):
+            raise MissingDependencyError(err.name, f"The {what} {path!r}") from err
+        raise ConfigurationError(f"Cannot import the {what} {path!r}: {err}.") from err
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigurationError(f"Cannot import the {what} {path!r}: {err}.") from err
+    if not isinstance(cls, type):
+        raise ConfigurationError(f"The {what} {path!r} is not a class.")
+    return cls
