@@ -8,17 +8,13 @@ to Ray, the backend run, the ranked results and ``results.json``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from itwinai_ray.backends.ray import output as _ray_output
-
-from ..errors import ResourceError, TrialsFailedError
+from ..errors import TrialsFailedError
 from . import interrupts
 from . import resources as res
 from .context import WorkerFn
@@ -72,6 +68,8 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
     ``results.json`` is written into the experiment directory before anything else can fail.
     Raises :class:`TrialsFailedError` (exit code 4) when every trial failed.
     """
+    from itwinai_ray.backends.ray.entry import run_with_ray
+
     from .storage import check_storage
 
     storage = run.resolved_storage_path()
@@ -82,16 +80,13 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
                                        scaling.use_gpu), os.cpu_count())
     if sized:
         log.info("%s", sized)
-    experiment_dir = os.path.join(storage, name)
-    quiet = run.verbose == 0  # Ray's output to log files (see backends/ray/output.py)
-    with _ray_output.quiet_driver(_ray_output.driver_log_path(experiment_dir)) if quiet \
-            else contextlib.nullcontext(sys.stdout) as terminal, interrupts.stop_on_signals():
-        grid = _run_on_ray(worker_fn, plan, name, storage, resume, scaling=scaling, tune=tune,
-                           run=run, ray_init=ray_init, torch=torch, terminal=terminal)
+    grid = run_with_ray(from_settings(worker_fn, plan, name, storage, resume, scaling=scaling,
+                                      tune=tune, run=run, torch=torch or TorchSettings(),
+                                      terminal=None), ray_init)
     results = HPOResults.from_result_grid(
         grid, plan.metric, plan.mode, list(plan.space), max_epochs=plan.max_epochs,
         experiment_path=f"{storage}/{name}", scope=tune.scope,
-        unfinished=unfinished_trials(experiment_dir))
+        unfinished=unfinished_trials(os.path.join(storage, name)))
     results.interrupted = results.interrupted or interrupts.requested()
     write_results(results)
     if results.interrupted:
@@ -102,32 +97,6 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
         check_any_succeeded(results)
     log.info("%s", results.summary())
     return results
-
-
-def _run_on_ray(worker_fn: WorkerFn, plan: Plan, name: str, storage: str, resume: bool, *,
-                scaling: ScalingSettings, tune: TuneSettings, run: RunSettings,
-                ray_init: dict[str, Any], torch: TorchSettings | None,
-                terminal: Any) -> Any:
-    """Connect to Ray (starting a local one if needed), run the experiment, stop Ray."""
-    from itwinai_ray.backends.ray import driver as ray_backend
-
-    quiet = run.verbose == 0
-    started = ray_backend.ensure_ray(**ray_init, log_to_driver=not quiet)
-    interrupts.rearm()
-    try:
-        return ray_backend.run(from_settings(
-            worker_fn, plan, name, storage, resume, scaling=scaling, tune=tune, run=run,
-            torch=torch or TorchSettings(), terminal=terminal))
-    except ResourceError as exc:
-        hint = res.local_ray_hint(ray_init, res.trial_need(
-            scaling.num_workers, scaling.resources_per_worker, scaling.use_gpu)) \
-            if started else None
-        if hint is None:
-            raise
-        raise ResourceError(f"{exc} {hint}") from exc
-    finally:
-        if started:
-            ray_backend.shutdown(keep_logs_in=os.path.join(storage, name) if quiet else None)
 
 
 def new_experiment_name(storage: str, planned_name: str) -> str:

@@ -3,6 +3,7 @@
 The HPO core (:mod:`itwinai_ray.tuning`) validates and plans an experiment in plain Python;
 this package runs it. Modules, driver side first:
 
+- :mod:`.entry`: the entry point from the HPO core: connect, run one experiment, stop.
 - :mod:`.driver`: ``ray.init`` / shutdown, the cluster's capacity, the Tuner of one experiment.
 - :mod:`.translate`: neutral search-space and algorithm specs -> ``ray.tune`` objects.
 - :mod:`.session`: a TorchTrainer run inside a user's own Tune trainable reports to Tune.
