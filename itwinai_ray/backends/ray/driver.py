@@ -26,8 +26,9 @@ first report (Ray issue #54305). A worker group that cannot start fails its tria
 Ray). Storage must be a local or shared filesystem path visible to all nodes.
 
 This module is the driver side. The Ray backend's other modules: :mod:`.trial` (the
-trial side: the function trainable and the Train worker loop), :mod:`.callbacks` (the Ray
-classes: report forwarding, registry, mailbox), :mod:`.restore` (resume, stop
+trial side: the function trainable and the Train worker loop), :mod:`.registry`,
+:mod:`.forwarding`, :mod:`.release` (the registry actor, report forwarding, the mailbox,
+releasing a stopped trial's leftovers), :mod:`.restore` (resume, stop
 conditions), :mod:`.logs`, :mod:`.observers`, :mod:`.security`.
 """
 

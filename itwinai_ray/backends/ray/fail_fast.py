@@ -1,6 +1,7 @@
-"""The Ray side of ``run_config.fail_fast: auto`` (the rule is in :mod:`.fail_fast`).
+"""The Ray side of ``run_config.fail_fast: auto`` (the rule is in
+:mod:`itwinai_ray.tuning.fail_fast`).
 
-Two Tune objects share one :class:`~.fail_fast.FirstTrialsFailAlike`:
+Two Tune objects share one :class:`~itwinai_ray.tuning.fail_fast.FirstTrialsFailAlike`:
 
 - a ``Callback`` on the driver feeds it each trial end: ``on_trial_error`` (Tune calls it
   only when a trial errored for good, i.e. after its ``max_failures`` retries; a retry

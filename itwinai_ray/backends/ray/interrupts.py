@@ -1,4 +1,5 @@
-"""The Tune side of :mod:`.interrupts`: a signal that came before the Tuner started."""
+"""The Tune side of :mod:`itwinai_ray.tuning.interrupts`: a signal that came before the Tuner
+started."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """What watches an experiment from the driver: the live progress view, the MLflow runs and
-the trial journal (:mod:`.journal`).
+the trial journal (:mod:`itwinai_ray.tuning.journal`).
 
-:func:`start` (called by :func:`itwinai_ray.backends.ray.driver.run_experiment` before the
+:func:`start` (called by :func:`itwinai_ray.backends.ray.driver.run` before the
 Tuner runs) writes ``itwinai_ray.json`` into the experiment directory (metric, mode, budget,
 search-space keys and their Optuna distributions, MLflow store: what ``itwinai-ray results``
 and ``mlflow-ui`` read later), opens the MLflow parent run and the journal, and returns the

@@ -2,7 +2,7 @@
 
 ``_trial_fn`` runs one trial: in the trial process (``num_workers == 1``, the fast path) or
 on a Ray Train V2 worker group whose reports reach Tune through a mailbox
-(:mod:`.callbacks`). See :mod:`.driver` for the whole picture; only the Ray
+(:mod:`.registry`, :mod:`.forwarding`). See :mod:`.driver` for the whole picture; only the Ray
 backend's modules import Ray Train/Tune.
 """
 
