@@ -98,7 +98,9 @@ class BenchDigitsTrainer(DigitsTrainer):
 def _timed_trial_fn(config: dict[str, Any], spec: Any) -> None:
     """Stands in for ``ray_backend._trial_fn`` (driver-side patch): timestamp, then the original."""
     t0 = time.time()
-    from itwinai_ray.tuning import ray_backend  # in the trial process: the unpatched module
+    from itwinai_ray.backends.ray import (
+        driver as ray_backend,  # in the trial process: the unpatched module
+    )
 
     return ray_backend._trial_fn({**config, T_START_KEY: t0}, spec)
 
@@ -108,7 +110,8 @@ def run_ours(data: tuple[Any, Any], lrs: list[float], args: argparse.Namespace,
              ) -> tuple[float, list[dict[str, Any]], int]:
     """Ours, as a user runs it: MLflow tracking on (the default) unless ``mlflow=False``."""
     from itwinai_ray import RayTorchTrainer
-    from itwinai_ray.tuning import ray_backend, resources
+    from itwinai_ray.backends.ray import driver as ray_backend
+    from itwinai_ray.tuning import resources
 
     trainer = BenchDigitsTrainer(
         config={"batch_size": args.batch_size, "optim_lr": lrs[0], "hidden_size": args.hidden},
@@ -343,7 +346,8 @@ def main() -> None:
                 wall, rows, concurrency = run_ours(data, lrs, args, storage, name)
             else:
                 if concurrency is None:
-                    from itwinai_ray.tuning import ray_backend, resources
+                    from itwinai_ray.backends.ray import driver as ray_backend
+                    from itwinai_ray.tuning import resources
 
                     concurrency = resources.max_concurrent_trials(
                         resources.trial_need(args.workers, None, False),

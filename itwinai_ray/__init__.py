@@ -7,7 +7,10 @@ imports torch, ray, deepspeed or horovod until a name that needs them is used.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
+
+from . import _trial_session
 
 __version__ = "0.1.0"
 
@@ -41,6 +44,19 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def _attach_to_ray_tune_session(trainer: Any) -> bool:
+    """The Ray backend's trial-session attacher, imported only once Ray is (a Tune trial)."""
+    if "ray" not in sys.modules:  # no Ray imported: certainly not in a Tune trial
+        return False
+    from .backends.ray.session import attach_to_tune_session
+
+    return attach_to_tune_session(trainer)
+
+
+# The package root wires the backend into the trainer layer's seam (see _trial_session).
+_trial_session.register(_attach_to_ray_tune_session)
 
 
 def __getattr__(name: str) -> Any:

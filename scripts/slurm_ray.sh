@@ -342,7 +342,7 @@ environment with ray and itwinai-ray before sbatch, or set RAY_VENV." 2
 
     # All nodes registered? The waiter exits 0 when they are, 1 naming the missing ones.
     local waited=0 missing_file="$_JOB_DIR/missing"
-    python3 -m itwinai_ray.tuning._ray_nodes wait --address "$RAY_ADDRESS" \
+    python3 -m itwinai_ray.backends.ray.nodes wait --address "$RAY_ADDRESS" \
         --timeout "$((deadline - SECONDS > 1 ? deadline - SECONDS : 1))" \
         --missing-file "$missing_file" "${NODES[@]}" &
     local waiter=$!

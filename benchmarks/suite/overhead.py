@@ -39,7 +39,8 @@ def _starts(rows: list[dict[str, Any]]) -> list[float]:
 
 def _run_pairs(data: Any, a: argparse.Namespace, repeats: int,
                storage: str) -> dict[str, Any]:
-    from itwinai_ray.tuning import ray_backend, resources
+    from itwinai_ray.backends.ray import driver as ray_backend
+    from itwinai_ray.tuning import resources
 
     lrs = _lrs(a.trials)
     # "ours" is the default (MLflow tracking on); "ours_nomlflow" the same run with

@@ -46,14 +46,14 @@ class PhaseTrainer(ovr.BenchDigitsTrainer):
 
 def _phase_train_loop(loop_config: dict[str, Any]) -> None:
     loop_config["config"] = {**loop_config["config"], "bench_t_loop": time.time()}
-    from itwinai_ray.tuning import _ray_trial  # in the worker: the unpatched module
+    from itwinai_ray.backends.ray import trial as _ray_trial  # in the worker: the unpatched module
 
     return _ray_trial._train_loop(loop_config)
 
 
 def _phase_trial_fn(config: dict[str, Any], spec: Any) -> None:
     t0 = time.time()
-    from itwinai_ray.tuning import _ray_trial  # in the trial process
+    from itwinai_ray.backends.ray import trial as _ray_trial  # in the trial process
 
     build = _ray_trial._build_trainer
 
@@ -67,7 +67,7 @@ def _phase_trial_fn(config: dict[str, Any], spec: Any) -> None:
 
 def run(quick: bool) -> list[Measurement]:
     from itwinai_ray import RayTorchTrainer
-    from itwinai_ray.tuning import ray_backend
+    from itwinai_ray.backends.ray import driver as ray_backend
 
     trials = 2 if quick else 4
     common.register_by_value(sys.modules[__name__], sys.modules[ovr.__name__])

@@ -91,7 +91,7 @@ def run(quick: bool) -> list[Measurement]:
     import sys
 
     from itwinai_ray import RayTorchTrainer
-    from itwinai_ray.tuning import ray_backend
+    from itwinai_ray.backends.ray import driver as ray_backend
 
     trials, epochs, hidden = (8, 3, 1024) if quick else (16, 8, 2048)
     common.register_by_value(sys.modules[__name__], sys.modules[ovr.__name__])

@@ -88,9 +88,9 @@ def run_results(args: argparse.Namespace) -> int:
         if not paths:
             report.write("No plots: no trial reported the metric.\n")
     if args.journal:
-        from ..tuning.journal import rebuild
+        from ..tuning.journal_rebuild import rebuild_journal
 
-        report.write(f"Trial journal: {rebuild(exp)} (study {exp.path.name!r})\n")
+        report.write(f"Trial journal: {rebuild_journal(exp)} (study {exp.path.name!r})\n")
     return 0
 
 

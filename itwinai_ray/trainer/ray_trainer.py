@@ -35,7 +35,7 @@ from typing import Any
 from ..distributed.ddp import launched_with_several_processes
 from ..errors import ConfigurationError
 from ..tuning import search_space
-from ..tuning.experiment import plan_search
+from ..tuning.experiment import Plan, plan_search
 from ..tuning.results import HPOResults
 from ..tuning.settings import RunSettings, ScalingSettings, TorchSettings, TuneSettings, pick
 from ..tuning.trial import NOT_TUNABLE, attribute_keys, config_keys, run_trainer_in_worker
@@ -143,7 +143,7 @@ class RayTorchTrainer(TorchTrainer):
         return self.trainer if self.trainer is not None else self
 
     # ------------------------------------------------------------------ preparation
-    def plan(self) -> dict[str, Any]:
+    def plan(self) -> Plan:
         """Validate and build everything that does not need a cluster. Raises on bad input."""
         target = self.target
         space = search_space.build_search_space(self.search_space)
@@ -163,12 +163,8 @@ class RayTorchTrainer(TorchTrainer):
             from ..tuning.experiment import new_experiment_name
 
             name = new_experiment_name(self.run.resolved_storage_path(), name)
-        plan = plan_search(space, self.tune, name=name, max_epochs=target.epochs,
+        return plan_search(space, self.tune, name=name, max_epochs=target.epochs,
                            who="RayTorchTrainer")
-        space, metric, mode = plan.space, plan.metric, plan.mode
-        searcher, scheduler = plan.searcher, plan.scheduler
-        return {"space": space, "metric": metric, "mode": mode, "searcher": searcher,
-                "scheduler": scheduler, "name": name, "config_keys": in_config}
 
     @staticmethod
     def _check_values(target: TorchTrainer, space: dict[str, Any]) -> None:
@@ -195,7 +191,7 @@ class RayTorchTrainer(TorchTrainer):
     def execute(self, train_dataset: Any, validation_dataset: Any = None,
                 test_dataset: Any = None) -> tuple[Any, Any, Any, HPOResults]:
         """Run the HPO experiment; return the datasets and the results (best trial, table)."""
-        from ..tuning.experiment import Plan, run_hpo
+        from ..tuning.experiment import run_hpo
 
         if not self.hpo_requested:  # as itwinai's TorchTrainer: no Ray settings, no Ray
             log.info("%s: no Ray settings (ray_scaling_config, ray_tune_config, ...): training "
@@ -211,23 +207,19 @@ class RayTorchTrainer(TorchTrainer):
             run_trainer_in_worker, trainer=self.target,
             datasets=(train_dataset, validation_dataset, test_dataset),
             checkpoint_frequency=self.run.checkpoint_frequency)
-        self._save_pipeline_source(plan["name"])
-        self.results = run_hpo(
-            worker_fn,
-            Plan(space=plan["space"], metric=plan["metric"], mode=plan["mode"],
-                 searcher=plan["searcher"], scheduler=plan["scheduler"], name=plan["name"],
-                 max_epochs=self.target.epochs),
-            scaling=self.scaling, tune=self.tune, run=self.run, ray_init=self.ray_init,
-            torch=self.torch_settings)
+        self._save_pipeline_source(plan.name)
+        self.results = run_hpo(worker_fn, plan, scaling=self.scaling, tune=self.tune,
+                               run=self.run, ray_init=self.ray_init, torch=self.torch_settings)
         self.tune_result_grid = self.results  # itwinai's name (there: Ray's ResultGrid)
         return train_dataset, validation_dataset, test_dataset, self.results
 
+    def run_lifecycle(self, *datasets: Any) -> tuple[Any, Any, Any, Any]:
+        """TorchTrainer's lifecycle, not this class's HPO ``execute`` (mode a's workers)."""
+        return TorchTrainer.execute(self, *datasets)
+
     def target_lifecycle(self, *datasets: Any) -> tuple[Any, Any, Any, Any]:
         """The tuned trainer's own lifecycle, run once here (TorchTrainer's ``execute``)."""
-        target = self.target
-        if isinstance(target, RayTorchTrainer):  # this class, or a subclass: not its HPO
-            return TorchTrainer.execute(target, *datasets)
-        return target.execute(*datasets)
+        return self.target.run_lifecycle(*datasets)
 
     def _save_pipeline_source(self, name: str) -> None:
         if self.pipeline_source is None or (self.run.resume and not self.run.name):

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import torch
 
+from .. import _trial_session
 from ..components import Trainer
 from ..config.training import TrainingConfiguration, make_training_config
 from ..distributed import Strategy, get_strategy
@@ -43,6 +44,11 @@ from .saving import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Constructor arguments stored under their own name, unchanged.
+_KEPT_AS_GIVEN = ("epochs", "model", "random_seed", "logger", "checkpoint_every", "save_best",
+                  "checkpoint_metric", "checkpoint_mode", "test_every",
+                  "initial_best_validation_metric")
 
 
 class EpochReporter(Protocol):
@@ -135,26 +141,20 @@ class TorchTrainer(Trainer):
         check_arguments(type(self).__name__, passed,
                         ray_args_used=getattr(self, "_runs_on_ray", False))
         self.config = make_training_config(config)
-        self.epochs = epochs
-        self.model = model
         self.strategy_spec = strategy if strategy is not None else "none"
         self.strategy: Strategy = self._build_strategy(self.strategy_spec)
-        self.random_seed = random_seed
-        self.logger = logger
         self.metrics = dict(metrics) if metrics is not None else {}
         self.checkpoints_location = Path(checkpoints_location)
-        self.checkpoint_every = checkpoint_every
-        self.save_best = save_best
-        self.checkpoint_metric = checkpoint_metric
-        self.checkpoint_mode = checkpoint_mode
-        self.test_every = test_every
         self.validate_every = validate_every or 1
         self.from_checkpoint = checked_checkpoint(from_checkpoint, resume_from_checkpoint)
-        self.initial_best_validation_metric = initial_best_validation_metric
         self.run_name = run_name or f"{type(self).__name__}-{time.strftime('%Y%m%d-%H%M%S')}"
-        for key in ACCEPTED_ARGS:  # itwinai's flags, kept as attributes (see itwinai_args)
+        # Kept as given; itwinai's flags too (see itwinai_args).
+        for key in (*_KEPT_AS_GIVEN, *ACCEPTED_ARGS):
             setattr(self, key, passed[key])
-        # Set by the lifecycle (itwinai's names)
+        self._init_lifecycle_state()
+
+    def _init_lifecycle_state(self) -> None:
+        """What the lifecycle sets (itwinai's names) and what a tuning trial sets."""
         self.loss: Any = None
         self.optimizer: Any = None
         self.lr_scheduler: Any = None
@@ -188,6 +188,11 @@ class TorchTrainer(Trainer):
         self.from_checkpoint = Path(value) if value is not None else None
 
     # ------------------------------------------------------------------ lifecycle
+    def run_lifecycle(self, *datasets: Any) -> tuple[Any, Any, Any, Any]:
+        """The training lifecycle itself: what a tuning trial's workers run. It is ``execute``
+        here; a class whose ``execute`` drives HPO (RayTorchTrainer) trains with this."""
+        return self.execute(*datasets)
+
     def execute(self, train_dataset: Any, validation_dataset: Any = None,
                 test_dataset: Any = None) -> tuple[Any, Any, Any, Any]:
         """Run the whole lifecycle; return the datasets and the trained (unwrapped) model."""
@@ -195,9 +200,7 @@ class TorchTrainer(Trainer):
             factories.validate_names(self.config, self.epochs)
         self._reset_run_state()
         if self.reporter is None:  # inside a Ray Tune trial (run_trial path): report to Tune
-            from ..tuning.trial import attach_to_tune_session
-
-            attach_to_tune_session(self)
+            _trial_session.attach(self)
         status = "FAILED"
         self._seed()
         self._fall_back_without_launcher()

@@ -1,7 +1,9 @@
-"""Hyperparameter tuning: search spaces, algorithms, settings, results and the Ray backend.
+"""The HPO core: search spaces, algorithm tables, settings, the plan, the worker side, results.
 
-Only ``ray_backend`` talks to Ray Train/Tune; the other modules are plain Python and import
-Ray lazily (search-space domains and algorithm classes) or not at all.
+No module here imports Ray. Everything that talks to Ray Train/Tune lives in
+:mod:`itwinai_ray.backends.ray`: the core hands it a validated plan (``experiment.run_hpo``),
+and asks its :mod:`~itwinai_ray.backends.ray.translate` module for the ``ray.tune`` domains,
+searchers and schedulers that a plan holds.
 """
 
 from .results import HPOResults, TrialRow

@@ -23,8 +23,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from itwinai_ray._suggest import did_you_mean
+from itwinai_ray.backends.ray import translate
 from itwinai_ray.errors import ConfigurationError, MissingDependencyError, SearchSpaceError
 from itwinai_ray.tuning._algorithm_spec import AlgorithmSpec, BuildContext
+from itwinai_ray.tuning.objective import (
+    TunedMetrics,
+    as_list,
+    check_metric_mode,
+    normalize_objectives,
+)
 from itwinai_ray.tuning.schedulers import POPULATION_BASED, SCHEDULERS
 from itwinai_ray.tuning.search_space import build_search_space, grid_keys, to_grid
 from itwinai_ray.tuning.searchers import PIP_NAMES, SEARCHERS, SEED_ARGS
@@ -32,52 +39,6 @@ from itwinai_ray.tuning.searchers import PIP_NAMES, SEARCHERS, SEED_ARGS
 
 def _close(word: str, options: list[str]) -> str:
     return did_you_mean(word, options, cutoff=0.5, prefix=True)
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def check_metric_mode(metric: Any, mode: Any) -> None:
-    """``mode`` must be ``min`` or ``max`` (lists of both for multi-objective searchers)."""
-    metrics, modes = _as_list(metric), _as_list(mode)
-    if not metrics or not all(isinstance(m, str) and m for m in metrics):
-        raise ConfigurationError(f"metric is {metric!r}, but must be a non-empty metric name.")
-    for m in modes:
-        if m not in ("min", "max"):
-            raise ConfigurationError(f"mode is {m!r}, but must be 'min' or 'max'.")
-    if len(metrics) != len(modes):
-        raise ConfigurationError(f"metric {metric!r} and mode {mode!r} differ in length.")
-    if len(set(metrics)) != len(metrics):
-        raise ConfigurationError(f"metric {metric!r} names a metric twice.")
-
-
-def normalize_objectives(metric: Any, mode: Any) -> tuple[Any, Any]:
-    """One metric stays a string; several become lists, a single mode applying to all."""
-    if isinstance(metric, (list, tuple)):
-        if len(metric) == 1:
-            return metric[0], mode[0] if isinstance(mode, (list, tuple)) else mode
-        modes = list(mode) if isinstance(mode, (list, tuple)) else [mode] * len(metric)
-        check_metric_mode(list(metric), modes)
-        return list(metric), modes
-    check_metric_mode(metric, mode)
-    return metric, mode
-
-
-def _import(path: str, what: str) -> type:
-    module, _, attr = path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), attr)
-    except ModuleNotFoundError as err:
-        if err.name and not err.name.startswith(("ray", "itwinai_ray")) \
-                and not module.startswith(err.name):
-            raise MissingDependencyError(err.name, f"The {what} {path!r}") from err
-        raise ConfigurationError(f"Cannot import the {what} {path!r}: {err}.") from err
-    except (ImportError, AttributeError, ValueError) as err:
-        raise ConfigurationError(f"Cannot import the {what} {path!r}: {err}.") from err
-    if not isinstance(cls, type):
-        raise ConfigurationError(f"The {what} {path!r} is not a class.")
-    return cls
 
 
 def _spec_of(cls: type, table: Mapping[str, AlgorithmSpec]) -> tuple[str, AlgorithmSpec | None]:
@@ -139,6 +100,36 @@ def spec_name(spec: Any, what: str) -> str | None:
     return _spec_of(type(inner if inner is not None else spec), table)[0]
 
 
+def _named_parameters(params: Mapping[str, inspect.Parameter]) -> list[str]:
+    return [p for p in params if p != "self" and params[p].kind not in
+            (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+
+
+def _arguments(what: str, name: str, cls: type, alg: AlgorithmSpec | None,
+               kwargs: dict[str, Any], metric: Any, mode: Any, max_t: int | None,
+               ) -> tuple[dict[str, Any], Mapping[str, inspect.Parameter]]:
+    """The constructor arguments of ``cls``: the table's defaults, the given ones, and metric,
+    mode, time attribute and epochs where it takes them; an argument it lacks is an error."""
+    if "seed" in kwargs and name in SEED_ARGS:
+        kwargs[SEED_ARGS[name]] = kwargs.pop("seed")
+    kwargs = {**(alg.defaults if alg else {}), **kwargs}
+    params = inspect.signature(cls.__init__).parameters
+    accepted = _named_parameters(params)
+    injected = {"metric": metric, "mode": mode, "time_attr": "training_iteration"}
+    if alg and alg.epochs_arg and max_t is not None:
+        injected[alg.epochs_arg] = max_t
+    for key, value in injected.items():
+        if key in accepted:
+            kwargs.setdefault(key, value)
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for key in kwargs:
+        if key not in accepted and not var_kw:
+            raise ConfigurationError(
+                f"The {what} {name!r} has no argument {key!r}.{_close(key, accepted)} "
+                f"Accepted: {', '.join(accepted)}.")
+    return kwargs, params
+
+
 def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any, mode: Any,
            max_t: int | None, space: Mapping[str, Any] | None = None,
            num_samples: int | None = None) -> tuple[Any, str, AlgorithmSpec | None, int | None]:
@@ -168,32 +159,16 @@ def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any
                                      f"got {sorted(kwargs)}.")
         return None, str(name), alg, max_concurrent
 
-    cls = _import(path, what)
-    base = _base_class(what)
+    cls = translate.import_class(path, what)
+    base = translate.base_class(what)
     if not issubclass(cls, base):
         raise ConfigurationError(f"{path!r} is not a Ray Tune {what} (a {base.__name__}).")
     if alg is None:
         name, alg = _spec_of(cls, table)
         if alg is not None and not user_limit:
             max_concurrent = alg.max_concurrent
-    if "seed" in kwargs and name in SEED_ARGS:
-        kwargs[SEED_ARGS[str(name)]] = kwargs.pop("seed")
-    kwargs = {**(alg.defaults if alg else {}), **kwargs}
-    params = inspect.signature(cls.__init__).parameters
-    accepted = [p for p in params if p != "self" and params[p].kind not in
-                (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
-    injected = {"metric": metric, "mode": mode, "time_attr": "training_iteration"}
-    if alg and alg.epochs_arg and max_t is not None:
-        injected[alg.epochs_arg] = max_t
-    for key, value in injected.items():
-        if key in accepted:
-            kwargs.setdefault(key, value)
-    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for key in kwargs:
-        if key not in accepted and not var_kw:
-            raise ConfigurationError(
-                f"The {what} {name!r} has no argument {key!r}.{_close(key, accepted)} "
-                f"Accepted: {', '.join(accepted)}.")
+    kwargs, params = _arguments(what, str(name), cls, alg, kwargs, metric, mode, max_t)
+    accepted = _named_parameters(params)
     try:  # a wrongly typed value (None, a string) fails in prepare/check/cls: name it
         if alg and alg.prepare:
             kwargs = alg.prepare(kwargs, BuildContext(str(name), metric, mode, space or {},
@@ -207,25 +182,12 @@ def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any
         raise ConfigurationError(f"Cannot build the {what} {name!r} with {kwargs}: {err}") from err
 
 
-def _base_class(what: str) -> type:
-    if what == "searcher":
-        from ray.tune.search import Searcher
-
-        return Searcher
-    from ray.tune.schedulers import TrialScheduler
-
-    return TrialScheduler
-
-
 def _check_space(searcher: Any, name: str, space: Mapping[str, Any]) -> None:
     """The searcher's own conversion of the space, run now rather than once Ray has started."""
     convert = getattr(type(searcher), "convert_search_space", None)
     if convert is None or not space:
         return
-    from ray.tune.search.variant_generator import parse_spec_vars
-
-    _, domains, _ = parse_spec_vars(dict(space))
-    if not domains:
+    if not translate.has_domains(space):
         return
     try:
         convert(dict(space))
@@ -278,25 +240,23 @@ def build_searcher(spec: Any, metric: Any, mode: Any, space: Mapping[str, Any] |
     if searcher is not None and isinstance(spec, (str, Mapping)):  # not a user-built object
         _check_space(searcher, name, param_space)
     if searcher is not None and max_concurrent is not None:
-        from ray.tune.search import ConcurrencyLimiter
-
         if not isinstance(max_concurrent, int) or max_concurrent < 1:
             raise ConfigurationError(f"max_concurrent is {max_concurrent!r}, but must be an "
                                      f"integer >= 1.")
-        searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+        searcher = translate.limit_concurrency(searcher, max_concurrent)
     return searcher, param_space
 
 
 def scheduler_objective(spec: Any, metric: Any, mode: Any) -> tuple[str, str]:
     """The one metric (and mode) that drives a scheduler, also when several are tuned."""
     if not isinstance(metric, (list, tuple)) or len(metric) == 1:
-        return _as_list(metric)[0], _as_list(mode)[0]
-    modes = _as_list(mode) if isinstance(mode, (list, tuple)) else [mode] * len(metric)
+        return as_list(metric)[0], as_list(mode)[0]
+    tuned = TunedMetrics.parse(metric, mode)
     name = spec_name(spec, "scheduler")
     own = _spec_value(spec, "metric")
     if own is None:
         if name == "fifo":
-            return metric[0], modes[0]  # FIFO stops nothing: the metric is not used
+            return tuned.first  # FIFO stops nothing: the metric is not used
         raise ConfigurationError(
             f"The scheduler {name!r} stops trials on one metric, but tune_config.metric has "
             f"{len(metric)}: {list(metric)}. Name the one for early stopping, e.g. "
@@ -307,7 +267,7 @@ def scheduler_objective(spec: Any, metric: Any, mode: Any) -> tuple[str, str]:
             raise ConfigurationError(
                 f"The scheduler {name!r} stops on {own!r}, which is not one of the tuned "
                 f"metrics {list(metric)}: give its mode too (mode: min or max).")
-        own_mode = modes[list(metric).index(own)]
+        own_mode = tuned.mode_of(own)
     return own, own_mode
 
 
@@ -330,7 +290,7 @@ def build_scheduler(spec: Any, metric: Any, mode: Any, max_t: int | None = None,
         MissingDependencyError: a needed package is not installed.
     """
     if isinstance(metric, (list, tuple)) and not isinstance(spec, (type(None), str, Mapping)):
-        if getattr(spec, "_metric", None) is None:
+        if getattr(spec, "metric", None) is None:  # TrialScheduler.metric
             raise ConfigurationError(
                 f"The scheduler {type(spec).__name__} has no metric, and several are tuned "
                 f"({list(metric)}): build it with metric=... and mode=....")

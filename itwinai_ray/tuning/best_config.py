@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigurationError
 from .results import HPOResults, best_pipeline_config, write_yaml
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ def find_hpo_step(config: Mapping[str, Any], pipe_key: str) -> list[Any] | None:
             continue
         try:
             cls = resolve_target(path)
-        except Exception:  # noqa: BLE001 - a step that does not import is not ours
+        except ConfigurationError as exc:  # a step that does not import is not ours
+            log.debug("Best config: step %r skipped (%s).", key, exc)
             continue
         if isinstance(cls, type) and issubclass(cls, RayTorchTrainer):
             return [*location, *sub, key]

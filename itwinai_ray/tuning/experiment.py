@@ -8,19 +8,18 @@ to Ray, the backend run, the ranked results and ``results.json``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ResourceError, TrialsFailedError
-from . import _ray_output, interrupts, walltime
+from ..errors import TrialsFailedError
+from . import interrupts, walltime
 from . import resources as res
 from .context import WorkerFn
+from .experiment_spec import from_settings
 from .results import HPOResults
 from .saved_state import unfinished_trials
 from .settings import RunSettings, ScalingSettings, TorchSettings, TuneSettings
@@ -70,6 +69,8 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
     ``results.json`` is written into the experiment directory before anything else can fail.
     Raises :class:`TrialsFailedError` (exit code 4) when every trial failed.
     """
+    from itwinai_ray.backends.ray.entry import run_with_ray
+
     from .storage import check_storage
 
     storage = run.resolved_storage_path()
@@ -85,17 +86,13 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
                                        scaling.use_gpu), os.cpu_count())
     if sized:
         log.info("%s", sized)
-    experiment_dir = os.path.join(storage, name)
-    quiet = run.verbose == 0  # Ray's output to log files (see _ray_output)
-    with _ray_output.quiet_driver(_ray_output.driver_log_path(experiment_dir)) if quiet \
-            else contextlib.nullcontext(sys.stdout) as terminal, interrupts.stop_on_signals():
-        grid = _run_on_ray(worker_fn, plan, name, storage, resume, scaling=scaling, tune=tune,
-                           run=run, ray_init=ray_init, torch=torch, terminal=terminal,
-                           stop_at=stop_at)
+    grid = run_with_ray(from_settings(worker_fn, plan, name, storage, resume, scaling=scaling,
+                                      tune=tune, run=run, torch=torch or TorchSettings(),
+                                      terminal=None, stop_at=stop_at), ray_init)
     results = HPOResults.from_result_grid(
         grid, plan.metric, plan.mode, list(plan.space), max_epochs=plan.max_epochs,
         experiment_path=f"{storage}/{name}", scope=tune.scope,
-        unfinished=unfinished_trials(experiment_dir))
+        unfinished=unfinished_trials(os.path.join(storage, name)))
     results.interrupted = results.interrupted or interrupts.requested()
     write_results(results)
     if results.interrupted:
@@ -106,45 +103,6 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
         check_any_succeeded(results)
     log.info("%s", results.summary())
     return results
-
-
-def _run_on_ray(worker_fn: WorkerFn, plan: Plan, name: str, storage: str, resume: bool, *,
-                scaling: ScalingSettings, tune: TuneSettings, run: RunSettings,
-                ray_init: dict[str, Any], torch: TorchSettings | None,
-                terminal: Any, stop_at: float | None = None) -> Any:
-    """Connect to Ray (starting a local one if needed), run the experiment, stop Ray."""
-    from . import ray_backend
-
-    quiet = run.verbose == 0
-    started = ray_backend.ensure_ray(**ray_init, log_to_driver=not quiet)
-    interrupts.rearm()
-    try:
-        return ray_backend.run_experiment(
-            worker_fn, plan.space,
-            num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
-            resources_per_worker=scaling.resources_per_worker,
-            metric=plan.metric, mode=plan.mode, num_samples=tune.num_samples,
-            search_alg=plan.searcher, scheduler=plan.scheduler,
-            max_concurrent_trials=tune.max_concurrent_trials,
-            time_budget_s=tune.time_budget_s,
-            storage_path=storage, name=name,
-            checkpoint_num_to_keep=run.checkpoint_num_to_keep,
-            max_failures=run.max_failures, resume=resume, fail_fast=run.fail_fast,
-            worker_max_failures=run.worker_max_failures, stop=tune.stop,
-            max_iterations=plan.max_epochs, progress=run.progress, verbose=run.verbose,
-            terminal=terminal, scope=tune.scope, capture_output=quiet,
-            mlflow=run.mlflow, torch_config=(torch or TorchSettings()).as_ray_kwargs(),
-            extend_to=run.add_trials_to if resume else None, stop_at=stop_at)
-    except ResourceError as exc:
-        hint = res.local_ray_hint(ray_init, res.trial_need(
-            scaling.num_workers, scaling.resources_per_worker, scaling.use_gpu)) \
-            if started else None
-        if hint is None:
-            raise
-        raise ResourceError(f"{exc} {hint}") from exc
-    finally:
-        if started:
-            ray_backend.shutdown(keep_logs_in=os.path.join(storage, name) if quiet else None)
 
 
 def new_experiment_name(storage: str, planned_name: str) -> str:
@@ -168,7 +126,7 @@ def resume_target(storage: str, planned_name: str, run: RunSettings) -> tuple[st
     """
     if not run.resume:
         return new_experiment_name(storage, planned_name), False
-    from .ray_backend import experiment_to_resume
+    from itwinai_ray.backends.ray.driver import experiment_to_resume
 
     prefix = "" if run.name else planned_name.rsplit("_", 1)[0] + "_"
     found = experiment_to_resume(storage, run.name, prefix, required=run.resume is True)

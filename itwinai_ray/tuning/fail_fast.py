@@ -16,7 +16,7 @@ the rule without stopping.
 
 This module is Ray-free: :class:`FirstTrialsFailAlike` is fed :class:`TrialEnd` records and
 answers with a :class:`StopDecision`. The Ray adapter (a Tune callback and stopper) is
-:mod:`._ray_fail_fast`.
+:mod:`itwinai_ray.backends.ray.fail_fast`.
 """
 
 from __future__ import annotations

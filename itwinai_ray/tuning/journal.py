@@ -16,10 +16,11 @@ file system; it holds whatever searcher and scheduler ran, not only Optuna.
   the writer reloads that mapping, so trials already in the journal are continued, not added
   again.
 
-The Tune callback in :mod:`._ray_journal` feeds the writer; every write runs on the writer's
-thread, so Tune's event loop never waits for the file system, and a journal error is a warning,
-never the end of the experiment. :func:`rebuild` writes the journal of an older experiment from
-its trials' ``result.json``; :func:`load_study` reads one back with a one-line error.
+The Tune callback in :mod:`itwinai_ray.backends.ray.journal` feeds the writer; every write
+runs on the writer's thread, so Tune's event loop never waits for the file system, and a
+journal error is a warning, never the end of the experiment. :func:`~.journal_rebuild.rebuild_journal` writes the journal
+of an older experiment from its trials' ``result.json``; :func:`load_study` reads one back
+with a one-line error.
 """
 
 from __future__ import annotations
@@ -372,14 +373,5 @@ def _now() -> Any:
     return datetime.now()
 
 
-def rebuild(experiment: Any, distributions: Mapping[str, Any] | None = None) -> Path:
-    """Write the journal of an experiment read by
-    :func:`itwinai_ray.report.loading.load_experiment` (e.g. one from before journals) from
-    its trials' ``result.json``, replacing any journal there (see :mod:`._journal_rebuild`)."""
-    from ._journal_rebuild import rebuild_journal
-
-    return rebuild_journal(experiment, distributions)
-
-
 __all__ = ["COMPLETE", "FAIL", "JOURNAL_FILE", "PRUNED", "RUNNING", "TUNE_TRIAL_ID",
-           "JournalWriter", "Objectives", "journal_path", "load_study", "rebuild", "study_name"]
+           "JournalWriter", "Objectives", "journal_path", "load_study", "study_name"]

@@ -1,7 +1,7 @@
 """MLflow runs of an HPO experiment: one parent run, one child run per trial (no Ray here).
 
 :class:`ExperimentRuns` is driven by the Tune callback in
-:mod:`itwinai_ray.tuning._ray_mlflow`: the parent run opens when the experiment starts, each
+:mod:`itwinai_ray.backends.ray.mlflow_callback`: the parent run opens when the experiment starts, each
 trial gets a child run (its sampled params, then every reported result as metric history,
 step = ``training_iteration``), and each child is closed with the trial's outcome:
 ``FINISHED``, ``KILLED`` (stopped early by the scheduler, or never finished because the

@@ -4,7 +4,7 @@
 far, the elapsed time and an ETA when a budget is known (``num_samples`` trials or a time
 budget). :class:`ProgressView` renders it: a ``rich`` Live panel in a terminal, plain
 periodic lines otherwise (SLURM logs, pipes). The Tune callback that feeds it lives in
-:mod:`itwinai_ray.tuning._ray_progress`.
+:mod:`itwinai_ray.backends.ray.progress`.
 """
 
 from __future__ import annotations

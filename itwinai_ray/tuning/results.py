@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .._yaml import yaml_safe
+from .objective import TunedMetrics
 from .scope import DEFAULT_SCOPE, Scope, score_history
 from .scope import finite as _finite
 
@@ -128,9 +129,9 @@ class HPOResults:
         unfinished = set(unfinished)
         objectives: list[tuple[str, str]] = []
         if isinstance(metric, (list, tuple)):  # several metrics: rank on the first
-            modes = list(mode) if isinstance(mode, (list, tuple)) else [mode] * len(metric)
-            objectives = list(zip(metric, modes)) if len(metric) > 1 else []
-            metric, mode = metric[0], modes[0]
+            tuned = TunedMetrics.parse(metric, mode)
+            objectives = tuned.pairs() if tuned.several else []
+            metric, mode = tuned.first
         keys = list(param_keys)
         rows = []
         for result in grid:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from itwinai_ray.backends.ray import translate
 from itwinai_ray.errors import ConfigurationError
 from itwinai_ray.tuning._algorithm_spec import AlgorithmSpec, BuildContext, require
 
@@ -59,13 +60,12 @@ def default_perturbation_interval(max_t: int | None) -> int:
 
 def mutations_from_space(space: Mapping[str, Any]) -> dict[str, Any]:
     """PBT ``hyperparam_mutations`` from a built search space (see the module docstring)."""
-    from ray.tune.search.sample import Categorical, Domain
-
     out: dict[str, Any] = {}
     for key, domain in space.items():
-        if isinstance(domain, Categorical):
-            out[key] = list(domain.categories)
-        elif isinstance(domain, Domain):
+        categories = translate.categories(domain)
+        if categories is not None:
+            out[key] = categories
+        elif translate.is_domain(domain):
             out[key] = domain
         elif isinstance(domain, Mapping) and "grid_search" in domain:
             out[key] = list(domain["grid_search"])
@@ -74,10 +74,7 @@ def mutations_from_space(space: Mapping[str, Any]) -> dict[str, Any]:
 
 def bounds_from_space(space: Mapping[str, Any]) -> dict[str, list[float]]:
     """PB2 ``hyperparam_bounds``: ``[lower, upper]`` of every float domain."""
-    from ray.tune.search.sample import Float
-
-    return {k: [float(d.lower), float(d.upper)] for k, d in space.items()
-            if isinstance(d, Float)}
+    return translate.float_bounds(space)
 
 
 class ClipToBounds:
@@ -85,12 +82,9 @@ class ClipToBounds:
     bounds (``[lower, upper]`` of a float, ``[lower, upper - 1]`` of Ray's integer domain)."""
 
     def __init__(self, space: Mapping[str, Any]):
-        from ray.tune.search.sample import Integer
-
         self.bounds: dict[str, tuple[float, float]] = {
             k: (lower, upper) for k, (lower, upper) in bounds_from_space(space).items()}
-        self.bounds.update({k: (d.lower, d.upper - 1) for k, d in space.items()
-                            if isinstance(d, Integer)})
+        self.bounds.update(translate.int_bounds(space))
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
         for key, (lower, upper) in self.bounds.items():

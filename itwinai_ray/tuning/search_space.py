@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from itwinai_ray._suggest import did_you_mean
+from itwinai_ray.backends.ray import translate
 from itwinai_ray.errors import SearchSpaceError
 
 #: type -> (required parameters, optional parameters). ``base`` is accepted for itwinai
@@ -50,10 +51,7 @@ def _is_grid(value: Any) -> bool:
     return isinstance(value, Mapping) and set(value) == {"grid_search"}
 
 
-def _is_domain(value: Any) -> bool:
-    from ray.tune.search.sample import Domain
-
-    return isinstance(value, Domain)
+_is_domain = translate.is_domain
 
 
 def _number(key: str, kind: str, name: str, value: Any, integer: bool = False) -> float | int:
@@ -106,8 +104,6 @@ def _multiple(x: float, q: float) -> bool:
 
 def _build_entry(key: str, entry: Mapping[str, Any]) -> Any:
     """One ``{type: ..., ...}`` entry -> a ray.tune domain (or a grid_search dict)."""
-    from ray import tune
-
     kind = entry["type"]
     if not isinstance(kind, str) or kind not in TYPES:
         raise SearchSpaceError(
@@ -116,7 +112,8 @@ def _build_entry(key: str, entry: Mapping[str, Any]) -> Any:
     params = {k: v for k, v in entry.items() if k != "type"}
     _check_params(key, kind, params)
     if kind == "choice":
-        return tune.choice(_nonempty_list(key, kind, "categories", params["categories"]))
+        return translate.domain("choice",
+                                _nonempty_list(key, kind, "categories", params["categories"]))
     if kind == "grid_search":
         return {"grid_search": _nonempty_list(key, kind, "values", params["values"])}
 
@@ -133,7 +130,7 @@ def _build_entry(key: str, entry: Mapping[str, Any]) -> Any:
         sd = _number(key, kind, "sd", params.get("sd", 1.0))
         if sd <= 0:
             raise SearchSpaceError(f"Search-space key {key!r}: {kind} needs sd > 0, got sd={sd}.")
-        return getattr(tune, kind)(mean, sd, *(() if q is None else (q,)))
+        return translate.domain(kind, mean, sd, *(() if q is None else (q,)))
 
     lower = _number(key, kind, "lower", params["lower"], integer=is_int)
     upper = _number(key, kind, "upper", params["upper"], integer=is_int)
@@ -154,8 +151,8 @@ def _build_entry(key: str, entry: Mapping[str, Any]) -> Any:
     if q is not None and is_int and math.floor(upper / q) < math.ceil(lower / q):
         raise SearchSpaceError(f"Search-space key {key!r}: {kind} has no multiple of q={q} "
                                f"between lower={lower} and upper={upper}.")
-    try:  # ray.tune's functions have the same names as our types
-        return getattr(tune, kind)(lower, upper, *(() if q is None else (q,)))
+    try:
+        return translate.domain(kind, lower, upper, *(() if q is None else (q,)))
     except (ValueError, AssertionError) as err:  # anything Ray rejects that we did not foresee
         raise SearchSpaceError(f"Search-space key {key!r}: invalid {kind}: {err}") from err
 
@@ -271,35 +268,12 @@ def new_config_keys(space_keys: Iterable[str], known_keys: Iterable[str],
     return warnings_
 
 
-def _fmt(x: Any) -> str:
-    return f"{x:g}" if isinstance(x, float) else repr(x)
-
-
 def _describe_one(value: Any) -> str:
     if _is_grid(value):
         return f"grid_search({list(value['grid_search'])!r})"
     if not _is_domain(value):
         return f"constant({value!r})"
-    from ray.tune.search import sample
-
-    if isinstance(value, sample.Categorical):
-        return f"choice({list(value.categories)!r})"
-    if isinstance(value, sample.Function):
-        return "sample_from(<function>)"
-    sampler = value.get_sampler()
-    q = None
-    if isinstance(sampler, sample.Quantized):
-        q, sampler = sampler.q, sampler.get_sampler()
-    is_int = isinstance(value, sample.Integer)
-    if isinstance(sampler, sample.Normal):
-        name, args = "randn", [sampler.mean, sampler.sd]
-    elif isinstance(sampler, sample.LogUniform):
-        name, args = ("lograndint" if is_int else "loguniform"), [value.lower, value.upper]
-    else:
-        name, args = ("randint" if is_int else "uniform"), [value.lower, value.upper]
-    if q is not None:
-        name, args = "q" + name, [*args, q]
-    return f"{name}({', '.join(_fmt(a) for a in args)})"
+    return translate.describe_domain(value)
 
 
 def describe(space: Mapping[str, Any]) -> dict[str, str]:
@@ -318,12 +292,11 @@ def to_grid(space: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         SearchSpaceError: for a continuous or sampled domain, which a grid cannot enumerate.
     """
-    from ray.tune.search.sample import Categorical
-
     grid: dict[str, Any] = {}
     for key, value in build_search_space(space).items():
-        if isinstance(value, Categorical):
-            grid[key] = {"grid_search": list(value.categories)}
+        categories = translate.categories(value)
+        if categories is not None:
+            grid[key] = {"grid_search": categories}
         elif _is_domain(value):
             raise SearchSpaceError(
                 f"grid search needs discrete values: {key!r} is {_describe_one(value)}. "

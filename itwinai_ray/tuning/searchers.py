@@ -28,6 +28,7 @@ from typing import Any
 from itwinai_ray._suggest import did_you_mean
 from itwinai_ray.errors import ConfigurationError, MissingDependencyError
 from itwinai_ray.tuning._algorithm_spec import AlgorithmSpec, BuildContext
+from itwinai_ray.tuning.objective import TunedMetrics
 
 #: Optuna samplers by short name: (class name in ``optuna.samplers``, multi-objective,
 #: package needed besides optuna).
@@ -46,7 +47,7 @@ NEVERGRAD_DEFAULT = "TwoPointsDE"
 
 
 def _is_multi(metric: Any) -> bool:
-    return isinstance(metric, (list, tuple)) and len(metric) > 1
+    return TunedMetrics.parse(metric, None).several
 
 
 def _checked_kwargs(owner: str, cls: type, kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from .fail_fast import parse_mode
+from .run_config import RunConfigModel
+from .run_config import is_number as _is_number
 
 
 def _as_mapping(value: Any, what: str, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -199,105 +201,35 @@ class RunSettings:
 
     @classmethod
     def from_any(cls, value: Any) -> RunSettings:
-        names = ("name", "storage_path", "checkpoint_frequency", "checkpoint_num_to_keep",
-                 "max_failures", "worker_max_failures", "fail_fast", "resume",
-                 "min_free_disk_gb", "progress", "verbose", "mlflow")
-        data = _as_mapping(value, "run_config", names)
-        # Ray RunConfig objects carry nested configs: flatten the parts we use.
-        ckpt = data.pop("checkpoint_config", None)
-        if ckpt is not None:
-            data.setdefault("checkpoint_num_to_keep", getattr(ckpt, "num_to_keep", None))
-            freq = getattr(ckpt, "checkpoint_frequency", 0)
-            if freq:
-                data.setdefault("checkpoint_frequency", freq)
-        failure = data.pop("failure_config", None)
-        if failure is not None:
-            data.setdefault("max_failures", getattr(failure, "max_failures", 0))
-            data.setdefault("fail_fast", bool(getattr(failure, "fail_fast", False)))
-        if "fail_fast" in data:  # YAML true/false, or auto in any case
-            mode = parse_mode(data["fail_fast"])
-            data["fail_fast"] = data["fail_fast"] if mode is None else mode
-        data.pop("time_budget_s", None)
+        """Validated settings from YAML or a Ray ``RunConfig`` (see :mod:`.run_config`)."""
+        names = tuple(RunConfigModel.model_fields)
+        data = _flatten_ray_run_config(_as_mapping(value, "run_config", names))
         _check_keys(data, names, "run_config")
         data = {k: v for k, v in data.items() if v is not None or k == "name"}
-        settings = cls(**data)
-        if not isinstance(settings.storage_path, str) or not settings.storage_path.strip():
-            raise ConfigurationError(
-                f"run_config.storage_path is {settings.storage_path!r}, but must be a "
-                f"directory path (shared by all nodes on a multi-node cluster)."
-            )
-        if settings.name is not None and (
-                not isinstance(settings.name, str) or not settings.name.strip()
-                or "/" in settings.name or settings.name in (".", "..")):
-            raise ConfigurationError(
-                f"run_config.name is {settings.name!r}, but must be a directory name (no '/') "
-                f"or null (an automatic <trainer>_<timestamp> name)."
-            )
-        for key in ("checkpoint_frequency", "checkpoint_num_to_keep"):
-            value = getattr(settings, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ConfigurationError(f"run_config.{key} is {value!r}, but must be an integer.")
-        if settings.checkpoint_frequency < 1:
-            raise ConfigurationError(
-                f"run_config.checkpoint_frequency is {settings.checkpoint_frequency}, but must "
-                f"be >= 1 (checkpoint every N epochs)."
-            )
-        if settings.checkpoint_num_to_keep is not None and settings.checkpoint_num_to_keep < 1:
-            raise ConfigurationError(
-                f"run_config.checkpoint_num_to_keep is {settings.checkpoint_num_to_keep}, but "
-                f"must be >= 1 or null (keep all)."
-            )
-        for key in ("max_failures", "worker_max_failures"):
-            value = getattr(settings, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-                raise ConfigurationError(
-                    f"run_config.{key} is {value!r}, but must be an integer >= 0 (retries), "
-                    f"or -1 (retry forever)."
-                )
-        if settings.resume not in (True, False, "auto"):
-            raise ConfigurationError(
-                f"run_config.resume is {settings.resume!r}, but must be true (continue the "
-                f"experiment run_config.name after a crash), 'auto' (continue it if it exists) "
-                f"or false."
-            )
-        if parse_mode(settings.fail_fast) is None:
-            raise ConfigurationError(
-                f"run_config.fail_fast is {settings.fail_fast!r}, but must be true or false "
-                f"(stop at the first trial error, or never), or auto (the default: stop when "
-                f"the first 2 trials fail alike before reporting anything)."
-            )
-        if settings.fail_fast is True and settings.max_failures:
-            raise ConfigurationError(
-                f"run_config.fail_fast: true stops at the first trial error, so it cannot be "
-                f"combined with max_failures={settings.max_failures} (retries): remove one."
-            )
-        if not _is_number(settings.min_free_disk_gb) or settings.min_free_disk_gb < 0:
-            raise ConfigurationError(
-                f"run_config.min_free_disk_gb is {settings.min_free_disk_gb!r}, but must be a "
-                f"number >= 0."
-            )
-        if settings.verbose not in (0, 1, 2, 3) or isinstance(settings.verbose, bool):
-            raise ConfigurationError(
-                f"run_config.verbose is {settings.verbose!r}, but must be 0 (only the "
-                f"itwinai-ray progress view), 1, 2 or 3 (Ray Tune's own output as well)."
-            )
-        if not isinstance(settings.progress, bool):
-            raise ConfigurationError(
-                f"run_config.progress is {settings.progress!r}, but must be true or false."
-            )
-        from .mlflow_runs import MlflowSettings
-
-        MlflowSettings.from_any(settings.mlflow)  # raises on a bad value, before Ray starts
-        return settings
+        return cls(**RunConfigModel(**data).model_dump())
 
     def resolved_storage_path(self) -> str:
         """Absolute storage path (Ray requires one; relative paths are from the cwd)."""
         return os.path.abspath(os.path.expanduser(self.storage_path))
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and (
-        value == value and value not in (float("inf"), float("-inf")))
+def _flatten_ray_run_config(data: dict[str, Any]) -> dict[str, Any]:
+    """Ray ``RunConfig`` objects carry nested configs: flatten the parts we use."""
+    ckpt = data.pop("checkpoint_config", None)
+    if ckpt is not None:
+        data.setdefault("checkpoint_num_to_keep", getattr(ckpt, "num_to_keep", None))
+        freq = getattr(ckpt, "checkpoint_frequency", 0)
+        if freq:
+            data.setdefault("checkpoint_frequency", freq)
+    failure = data.pop("failure_config", None)
+    if failure is not None:
+        data.setdefault("max_failures", getattr(failure, "max_failures", 0))
+        data.setdefault("fail_fast", bool(getattr(failure, "fail_fast", False)))
+    if "fail_fast" in data:  # YAML true/false, or auto in any case
+        mode = parse_mode(data["fail_fast"])
+        data["fail_fast"] = data["fail_fast"] if mode is None else mode
+    data.pop("time_budget_s", None)
+    return data
 
 
 def check_stop(stop: Any) -> None:

@@ -3,7 +3,7 @@
 :func:`run_trainer_in_worker` is the ``worker_fn`` given to the Ray backend. It copies the
 trainer, merges the trial's sampled hyperparameters into it, picks the strategy from the
 worker count, attaches a :class:`TrialReporter` and runs the unchanged lifecycle. Nothing
-here imports Ray: the backend's :class:`~itwinai_ray.tuning.ray_backend.WorkerContext` is
+here imports Ray: the backend's :class:`~itwinai_ray.tuning.context.WorkerContext` is
 the only channel to the tuner.
 """
 
@@ -13,7 +13,7 @@ import copy
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -152,13 +152,6 @@ class TrialReporter:
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
-def lifecycle_of(trainer: TorchTrainer) -> Callable[..., Any]:
-    """The lifecycle to run in a worker: TorchTrainer's, never an HPO driver's execute."""
-    from ..trainer.ray_trainer import RayTorchTrainer
-
-    return TorchTrainer.execute if isinstance(trainer, RayTorchTrainer) else type(trainer).execute
-
-
 def attach_to_trial(trainer: TorchTrainer, ctx: Any, checkpoint_frequency: int = 1) -> None:
     """Make ``trainer`` one worker of a tuning trial (in place).
 
@@ -184,25 +177,6 @@ def attach_to_trial(trainer: TorchTrainer, ctx: Any, checkpoint_frequency: int =
     trainer.reporter = TrialReporter(ctx, checkpoint_frequency)
 
 
-def attach_to_tune_session(trainer: TorchTrainer) -> bool:
-    """Inside a Ray Tune trial (the run_trial path): report to it. Returns True if attached.
-
-    Called by :class:`TorchTrainer` when no reporter is set; outside a Tune trial it does
-    nothing, so a trainer behaves the same with or without Tune around it.
-    """
-    import sys
-
-    if "ray" not in sys.modules:  # no Ray imported: certainly not in a Tune trial
-        return False
-    from . import ray_backend
-
-    ctx = ray_backend.tune_trial_context()
-    if ctx is None:
-        return False
-    attach_to_trial(trainer, ctx)
-    return True
-
-
 def run_trainer_in_worker(config: dict[str, Any], ctx: Any, *, trainer: TorchTrainer,
                           datasets: Iterable[Any], checkpoint_frequency: int = 1) -> None:
     """``worker_fn`` for the Ray backend: one worker of one trial."""
@@ -212,6 +186,6 @@ def run_trainer_in_worker(config: dict[str, Any], ctx: Any, *, trainer: TorchTra
     if isinstance(worker_trainer.config, TrainingConfiguration) and ctx.is_main:
         log.info("Trial %s: %s", ctx.trial_id, dict(config))
     try:
-        lifecycle_of(worker_trainer)(worker_trainer, *datasets)
+        worker_trainer.run_lifecycle(*datasets)
     finally:  # what save_checkpoint(name) wrote has been reported (copied) or is not needed
         shutil.rmtree(worker_trainer.checkpoints_location, ignore_errors=True)

@@ -22,7 +22,8 @@ RAY_CPUS = 2  # the local Ray of tests/e2e/conftest.py's ray_cluster
 
 
 def _run(storage: Path, num_samples: int, **kwargs):
-    from itwinai_ray.tuning import algorithms, ray_backend
+    from itwinai_ray.backends.ray import driver as ray_backend
+    from itwinai_ray.tuning import algorithms
 
     searcher, space, scheduler = algorithms.build_algorithms(
         {"name": "optuna", "seed": 0}, None, "loss", "min", SPACE, max_t=2,

@@ -72,12 +72,12 @@ RAY_CPUS = 4  # the local Ray of tests/e2e/conftest.py's ray_cluster
 @pytest.mark.timeout(120)
 def test_the_same_early_bug_in_the_first_two_trials_stops_the_experiment(
         ray_cluster, tmp_path, digits_split, caplog) -> None:
-    caplog.set_level(logging.ERROR, logger="itwinai_ray.tuning._ray_fail_fast")
+    caplog.set_level(logging.ERROR, logger="itwinai_ray.backends.ray.fail_fast")
     with pytest.raises(TrialsFailedError, match="All 2 trials failed.*AttributeError"):
         _experiment(tmp_path, "bug", ["bug"] * 4, digits_split)
 
     assert len(set(_started(tmp_path))) == 2, _started(tmp_path)  # not all 4 ran
-    lines = [r.getMessage() for r in caplog.records if r.name.endswith("_ray_fail_fast")]
+    lines = [r.getMessage() for r in caplog.records if r.name == "itwinai_ray.backends.ray.fail_fast"]
     assert len(lines) == 1, lines
     assert lines[0].count("AttributeError:") == 1 and "no_such_layer" in lines[0]
     path = lines[0].split("(see ")[1].split(")")[0]
@@ -89,18 +89,18 @@ def test_the_same_early_bug_in_the_first_two_trials_stops_the_experiment(
     (tmp_path / "bug").unlink()
     results = _experiment(tmp_path, "bug", ["bug"] * 4, digits_split, resume=True)
     assert sorted((r.status, r.epochs) for r in results.rows) == [("finished", 2)] * 2
-    assert len([r for r in caplog.records if r.name.endswith("_ray_fail_fast")]) == 1
+    assert len([r for r in caplog.records if r.name == "itwinai_ray.backends.ray.fail_fast"]) == 1
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("second", ["other", "raise"], ids=["other error", "after report"])
 def test_a_second_trial_that_fails_otherwise_keeps_the_experiment_going(
         ray_cluster, tmp_path, digits_split, caplog, second) -> None:
-    caplog.set_level(logging.ERROR, logger="itwinai_ray.tuning._ray_fail_fast")
+    caplog.set_level(logging.ERROR, logger="itwinai_ray.backends.ray.fail_fast")
     results = _experiment(tmp_path, f"keeps-{second}", ["bug", second, "bug", "none"],
                           digits_split)
 
     assert len(set(_started(tmp_path))) == 4
     statuses = Counter(r.status for r in results.rows)
     assert statuses == {"error": 3, "finished": 1}, statuses
-    assert not [r for r in caplog.records if r.name.endswith("_ray_fail_fast")]
+    assert not [r for r in caplog.records if r.name == "itwinai_ray.backends.ray.fail_fast"]

@@ -34,7 +34,7 @@ def experiment(tmp_path_factory):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from itwinai_ray.tuning import ray_backend
+    from itwinai_ray.backends.ray import driver as ray_backend
 
     storage = tmp_path_factory.mktemp("journal")
     with local_ray(num_cpus=2):  # shut down again before the tests read the journal

@@ -17,7 +17,7 @@ def test_import_does_not_import_ray():
 
 
 def test_backend_modules_do_not_import_ray() -> None:
-    code = ("import sys, itwinai_ray.tuning.resources, itwinai_ray.tuning.ray_backend; "
+    code = ("import sys, itwinai_ray.tuning.resources, itwinai_ray.backends.ray.driver; "
             "assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -11,9 +11,17 @@ from typing import Any
 
 import pytest
 
+from itwinai_ray.backends.ray import (
+    driver as ray_backend,
+)
+from itwinai_ray.backends.ray import (
+    registry as _ray_callbacks,
+)
+from itwinai_ray.backends.ray import (
+    trial as _ray_trial,
+)
+from itwinai_ray.backends.ray.driver import WorkerContext, ensure_ray, run_experiment
 from itwinai_ray.errors import ResourceError
-from itwinai_ray.tuning import _ray_callbacks, _ray_trial, ray_backend
-from itwinai_ray.tuning.ray_backend import WorkerContext, ensure_ray, run_experiment
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from itwinai_ray.tuning import _ray_callbacks
-from itwinai_ray.tuning.ray_backend import ensure_ray, shutdown
+from itwinai_ray.backends.ray import registry as _ray_callbacks
+from itwinai_ray.backends.ray.driver import ensure_ray, shutdown
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def registry():
         started = ensure_ray(num_cpus=2, include_dashboard=False)
         import ray
 
-        _, _, registry_cls = _ray_callbacks.ray_classes()
+        registry_cls = _ray_callbacks.Registry
         name = "itwinai_ray_test_mailbox_registry"
         namespace = ray.get_runtime_context().namespace
         actor = registry_cls.options(name=name, namespace=namespace).remote()

@@ -20,7 +20,7 @@ import psutil
 import pytest
 from testkit import PYTHON, subprocess_env
 
-from itwinai_ray.tuning import _ray_reaper
+from itwinai_ray.backends.ray import reaper as _ray_reaper
 
 NO_SUCH_PID = 2**22 + 4321  # above the largest pid_max Linux allows
 
@@ -28,7 +28,7 @@ NO_SUCH_PID = 2**22 + 4321  # above the largest pid_max Linux allows
 # ---------------------------------------------------------------------------- slow
 DRIVER = textwrap.dedent("""\
     import json, sys
-    from itwinai_ray.tuning import _ray_reaper, ray_backend
+    from itwinai_ray.backends.ray import driver as ray_backend, reaper as _ray_reaper
     assert ray_backend.ensure_ray(num_cpus=1)
     root = next(iter(_ray_reaper._watchdogs))
     print("UP " + json.dumps({"root": root, "watchdog": _ray_reaper._watchdogs[root].pid}),

@@ -115,7 +115,7 @@ def test_connects_to_the_cluster_named_by_ray_address(ray_cluster, tmp_path) -> 
     from testkit import subprocess_env
 
     address = ray_cluster.get_runtime_context().gcs_address
-    script = ("from itwinai_ray.tuning import ray_backend as rb; import ray; "
+    script = ("from itwinai_ray.backends.ray import driver as rb; import ray; "
               "started = rb.ensure_ray(num_cpus=1); "
               "print(started, ray.cluster_resources()['CPU'])")
     proc = subprocess.run([sys.executable, "-c", script], env=subprocess_env(RAY_ADDRESS=address),

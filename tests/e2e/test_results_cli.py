@@ -45,7 +45,7 @@ def broken_worker(config, ctx):
 def _run(name, worker, space, storage, **kwargs):
     from ray.tune.schedulers import ASHAScheduler
 
-    from itwinai_ray.tuning import ray_backend
+    from itwinai_ray.backends.ray import driver as ray_backend
 
     scheduler = ASHAScheduler(metric="loss", mode="min", max_t=EPOCHS, grace_period=1,
                               reduction_factor=2)

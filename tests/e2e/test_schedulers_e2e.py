@@ -59,7 +59,7 @@ def stateful_worker(iterations: int, sleep: float = 0.0, record_dir: str = ".",
 
 def run(tmp_path, scheduler_spec, num_samples=4, iterations=4, sleep=0.0, space=None,
         cumulative=True, cpus_per_trial=None):
-    from itwinai_ray.tuning import ray_backend
+    from itwinai_ray.backends.ray import driver as ray_backend
 
     searcher, param_space, scheduler = build_algorithms(
         None, scheduler_spec, "score", "max",

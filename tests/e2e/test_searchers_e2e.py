@@ -30,7 +30,7 @@ def _quadratic_worker(iterations: int):
 
 
 def run(tmp_path, search_spec, scheduler_spec=None, space=SPACE, num_samples=4, iterations=2):
-    from itwinai_ray.tuning import ray_backend
+    from itwinai_ray.backends.ray import driver as ray_backend
 
     searcher, param_space, scheduler = build_algorithms(
         search_spec, scheduler_spec, "loss", "min", space, max_t=iterations,

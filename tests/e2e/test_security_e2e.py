@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from testkit import PYTHON, ROOT, subprocess_env
 
+from itwinai_ray.backends.ray import security as _ray_security
 from itwinai_ray.config.loader import load_yaml
 from itwinai_ray.errors import ConfigurationError
-from itwinai_ray.tuning import _ray_security
 
 PACKAGE = ROOT / "itwinai_ray"
 
@@ -57,7 +57,7 @@ def test_auth_disabled_on_purpose_warns(tmp_path: Path, monkeypatch, caplog) -> 
 SERVER = textwrap.dedent("""\
     import json, os, sys
     import ray
-    from itwinai_ray.tuning import ray_backend
+    from itwinai_ray.backends.ray import driver as ray_backend
     assert ray_backend.ensure_ray(num_cpus=1, include_dashboard=True)
     node = ray._private.worker.global_worker.node
     print("INFO " + json.dumps({"gcs": ray.get_runtime_context().gcs_address,

@@ -13,7 +13,7 @@ SPACE = {"lr": {"type": "loguniform", "lower": 1e-4, "upper": 1e-1}}
 
 
 def test_random_search_keeps_no_state_to_add_trials_to(tmp_path) -> None:
-    from itwinai_ray.tuning._ray_restore import extend_search
+    from itwinai_ray.backends.ray.restore import extend_search
 
     with pytest.raises(ConfigurationError, match="keeps no state to continue.*warm_start"):
         extend_search(str(tmp_path), 8)

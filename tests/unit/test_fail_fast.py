@@ -175,8 +175,8 @@ class _Trial:
 def test_the_tune_callback_and_stopper_share_one_rule(tmp_path, caplog) -> None:
     from ray.tune.stopper import CombinedStopper
 
-    from itwinai_ray.tuning._ray_fail_fast import FailFastGuard
-    from itwinai_ray.tuning._ray_restore import StopWhen
+    from itwinai_ray.backends.ray.fail_fast import FailFastGuard
+    from itwinai_ray.backends.ray.restore import StopWhen
 
     guard = FailFastGuard.build("auto")
     (callback,) = guard.callbacks
@@ -184,7 +184,7 @@ def test_the_tune_callback_and_stopper_share_one_rule(tmp_path, caplog) -> None:
     assert isinstance(stop, CombinedStopper) and not stop.stop_all()
     assert stop("t", {"loss": 0.05}) and guard.stop(None) is guard.stopper
     bug = AttributeError("'Sequential' object has no attribute 'no_such_layer'")
-    caplog.set_level(logging.ERROR, logger="itwinai_ray.tuning._ray_fail_fast")
+    caplog.set_level(logging.ERROR, logger="itwinai_ray.backends.ray.fail_fast")
     callback.on_trial_error(iteration=1, trials=[],
                             trial=_Trial(tmp_path, "a", _TaskError(bug, 1)))
     assert not stop.stop_all()
@@ -225,6 +225,6 @@ def test_callback_ignores_finished_trials_after_a_bad_read(tmp_path) -> None:
 
 
 def _guard(mode: Any) -> Any:
-    from itwinai_ray.tuning._ray_fail_fast import FailFastGuard
+    from itwinai_ray.backends.ray.fail_fast import FailFastGuard
 
     return FailFastGuard.build(mode)

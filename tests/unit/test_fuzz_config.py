@@ -102,7 +102,7 @@ def _plan(config: dict[str, Any]) -> None:
     plan = trainer.plan()
     storage = trainer.run.resolved_storage_path()
     check_storage(storage, trainer.run.min_free_disk_gb)
-    resume_target(storage, plan["name"], trainer.run)
+    resume_target(storage, plan.name, trainer.run)
 
 
 def _assert_accepted_or_ours(fn: Any, *args: Any) -> None:

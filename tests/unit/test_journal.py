@@ -191,7 +191,7 @@ def test_values_outside_the_space_still_fit(tmp_path):
 def test_ray_domains_map_to_optuna_distributions():
     from ray import tune
 
-    from itwinai_ray.tuning._ray_journal import distributions
+    from itwinai_ray.backends.ray.journal import distributions
     from itwinai_ray.tuning.search_space import build_search_space
 
     space = build_search_space({

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
+from itwinai_ray.backends.ray import output as _ray_output
 from itwinai_ray.cli import _output_level, _output_settings, build_parser
-from itwinai_ray.tuning import _ray_output
 from itwinai_ray.tuning.progress import ProgressState, ProgressView
 
 

@@ -145,7 +145,7 @@ def test_a_resumed_run_counts_the_trials_an_earlier_run_ended() -> None:
     counts them as done, not as pending (seen on the SLURM requeue test)."""
     from types import SimpleNamespace
 
-    from itwinai_ray.tuning._ray_progress import make_progress_callback
+    from itwinai_ray.backends.ray.progress import make_progress_callback
 
     callback = make_progress_callback("loss", "min", 4, None, max_iterations=2,
                                       live=False, stream=io.StringIO())

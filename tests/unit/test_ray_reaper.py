@@ -12,7 +12,8 @@ from pathlib import Path
 
 import psutil
 
-from itwinai_ray.tuning import _ray_reaper, _ray_security
+from itwinai_ray.backends.ray import reaper as _ray_reaper
+from itwinai_ray.backends.ray import security as _ray_security
 
 NO_SUCH_PID = 2**22 + 4321  # above the largest pid_max Linux allows
 

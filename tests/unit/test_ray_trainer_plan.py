@@ -73,7 +73,7 @@ def test_itwinai_ray_config_objects_are_accepted() -> None:
     assert trainer.run.checkpoint_num_to_keep == 2
     plan = trainer.plan()
     # itwinai semantics: no tune_config.metric, so the scheduler's metric and mode are used
-    assert (plan["metric"], plan["mode"]) == ("val_loss", "max")
+    assert (plan.metric, plan.mode) == ("val_loss", "max")
 
 
 @pytest.mark.parametrize(("space", "match"), [
@@ -103,7 +103,7 @@ def test_multi_objective_plans_lists_and_a_scheduler_must_name_its_metric() -> N
     tune = {"metric": ["val_loss", "train_loss"], "mode": ["min", "min"], "search_alg": "optuna"}
     plan = RayTorchTrainer(config={"hidden_size": 8}, tune_config=tune,
                            search_space=space).plan()
-    assert (plan["metric"], plan["mode"]) == (["val_loss", "train_loss"], ["min", "min"])
+    assert (plan.metric, plan.mode) == (["val_loss", "train_loss"], ["min", "min"])
     trainer = RayTorchTrainer(config={"hidden_size": 8},
                               tune_config={**tune, "scheduler": "asha"}, search_space=space)
     with pytest.raises(ConfigurationError, match=r"scheduler: \{name: asha, metric: val_loss\}"):

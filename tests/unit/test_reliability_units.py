@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from itwinai_ray.backends.ray.driver import StopWhen, experiment_to_resume
 from itwinai_ray.errors import ConfigurationError, ResourceError
 from itwinai_ray.tuning import storage
 from itwinai_ray.tuning.experiment import resume_target
-from itwinai_ray.tuning.ray_backend import StopWhen, experiment_to_resume
 from itwinai_ray.tuning.settings import RunSettings, TuneSettings
 
 
@@ -129,7 +129,7 @@ def test_a_retried_trials_logs_reach_storage_before_tune_copies_them_back(tmp_pa
 
     import pyarrow.fs
 
-    from itwinai_ray.tuning._ray_logs import persist_trial_logs
+    from itwinai_ray.backends.ray.logs import persist_trial_logs
 
     local, remote = tmp_path / "staging", tmp_path / "storage" / "trial"
     local.mkdir()

@@ -87,7 +87,7 @@ def test_table_lists_every_scheduler_the_issue_names():
 
 
 def test_hyperband_warns_when_trials_cannot_all_run_at_once(caplog):
-    from itwinai_ray.tuning.ray_backend import _warn_if_synchronous
+    from itwinai_ray.backends.ray.driver import _warn_if_synchronous
 
     hyperband = build_scheduler("hyperband", "loss", "min", max_t=4)
     _warn_if_synchronous(hyperband, concurrency=6, num_samples=6)

@@ -15,7 +15,7 @@ import yaml
 from testkit import ROOT
 
 from itwinai_ray.config.resolvers import YamlLoader
-from itwinai_ray.tuning import _ray_security
+from itwinai_ray.backends.ray import security as _ray_security
 
 PACKAGE = ROOT / "itwinai_ray"
 

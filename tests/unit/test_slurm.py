@@ -100,7 +100,7 @@ def test_storage_must_be_shared_with_several_nodes(tmp_path, monkeypatch, caplog
 
 def test_node_waiter_names_the_missing_nodes(tmp_path, monkeypatch, capsys):
     """The launcher's readiness poll (Ray's node list faked: a second Ray node is slow here)."""
-    from itwinai_ray.tuning import _ray_nodes
+    from itwinai_ray.backends.ray import nodes as _ray_nodes
 
     calls = []
 

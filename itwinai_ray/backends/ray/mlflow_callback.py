@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from ._ray_progress import trial_end_state
-from .mlflow_runs import ExperimentRuns
+from itwinai_ray.backends.ray.progress import trial_end_state
+from itwinai_ray.tuning.mlflow_runs import ExperimentRuns
 
 
 def trial_params(trial: Any, keys: list[str] | None) -> dict[str, Any]:

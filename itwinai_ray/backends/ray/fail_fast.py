@@ -1,6 +1,7 @@
-"""The Ray side of ``run_config.fail_fast: auto`` (the rule is in :mod:`.fail_fast`).
+"""The Ray side of ``run_config.fail_fast: auto`` (the rule is in
+:mod:`itwinai_ray.tuning.fail_fast`).
 
-Two Tune objects share one :class:`~.fail_fast.FirstTrialsFailAlike`:
+Two Tune objects share one :class:`~itwinai_ray.tuning.fail_fast.FirstTrialsFailAlike`:
 
 - a ``Callback`` on the driver feeds it each trial end: ``on_trial_error`` (Tune calls it
   only when a trial errored for good, i.e. after its ``max_failures`` retries; a retry
@@ -15,7 +16,7 @@ Why sharing one object works (Ray 2.60 sources): ``Tuner`` copies the ``RunConfi
 stopper to the ``TuneController`` as they are: nothing deep-copies them, so both hold the
 same rule. One trap: Tune saves the controller's attributes, its stopper included, in
 ``experiment_state-*.json`` and on resume puts them back over the new controller's
-(``TuneController.__getstate__`` / ``resume``), after :func:`._ray_restore._restorer` has
+(``TuneController.__getstate__`` / ``resume``), after :func:`.restore._restorer` has
 replaced the stopper in the run config. Measured: a resumed experiment then inherited the old
 decision and stopped all its trials at once. So the stopper pickles as a reference to *this
 run's* stopper (:func:`_live_stopper`), which :meth:`FailFastGuard.build` records.
@@ -34,7 +35,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fail_fast import FirstTrialsFailAlike, TrialEnd, error_signature
+from itwinai_ray.tuning.fail_fast import FirstTrialsFailAlike, TrialEnd, error_signature
 
 logger = logging.getLogger(__name__)
 

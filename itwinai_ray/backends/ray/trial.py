@@ -2,7 +2,7 @@
 
 ``_trial_fn`` runs one trial: in the trial process (``num_workers == 1``, the fast path) or
 on a Ray Train V2 worker group whose reports reach Tune through a mailbox
-(:mod:`._ray_callbacks`). See :mod:`.ray_backend` for the whole picture; only the Ray
+(:mod:`.registry`, :mod:`.forwarding`). See :mod:`.driver` for the whole picture; only the Ray
 backend's modules import Ray Train/Tune.
 """
 
@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from itwinai_ray.tuning import _ray_callbacks, _ray_output
+from itwinai_ray.backends.ray import _private, output
 from itwinai_ray.tuning.context import WorkerContext
 from itwinai_ray.tuning.walltime import WalltimeState
 
@@ -62,9 +62,9 @@ class _TrialSpec:
     #: ``ray.train.torch.TorchConfig`` arguments (process-group ``backend``, ``timeout_s``).
     torch_config: dict[str, Any] = field(default_factory=dict)
     #: Each trial process and Train worker writes its output to log files in the trial
-    #: directory (:mod:`._ray_output`), not to the driver's terminal.
+    #: directory (:mod:`.output`), not to the driver's terminal.
     capture_output: bool = False
-    #: ``walltime.json`` of an experiment with a stop signal due (:mod:`.walltime`), or None.
+    #: ``walltime.json`` of an experiment with a stop signal due (:mod:`itwinai_ray.tuning.walltime`), or None.
     walltime_path: str | None = None
 
 
@@ -110,8 +110,8 @@ def _trial_fn(config: dict[str, Any], spec: _TrialSpec) -> None:
     tctx = ray.tune.get_context()
     trial_dir = tctx.get_trial_dir()
     # The fast path's trial process is rank 0; a worker group's trial process only forwards.
-    log_name = (_ray_output.WORKER_LOG.format(rank=0) if spec.num_workers == 1
-                else _ray_output.TRIAL_LOG)
+    log_name = (output.WORKER_LOG.format(rank=0) if spec.num_workers == 1
+                else output.TRIAL_LOG)
     with _captured(spec, os.path.join(trial_dir, log_name)):
         if _held_until_stopped(spec, tctx.get_trial_id()):
             return
@@ -123,7 +123,7 @@ def _trial_fn(config: dict[str, Any], spec: _TrialSpec) -> None:
 
 def _held_until_stopped(spec: _TrialSpec, trial_id: str) -> bool:
     """Wait, without starting, when this trial's first report is not expected before the
-    stop signal (:mod:`.walltime`). True: Tune stopped the trial meanwhile (the signal came)."""
+    stop signal (:mod:`itwinai_ray.tuning.walltime`). True: Tune stopped the trial meanwhile (the signal came)."""
     if spec.walltime_path is None:
         return False
     state = WalltimeState.load(spec.walltime_path)
@@ -143,7 +143,7 @@ def _held_until_stopped(spec: _TrialSpec, trial_id: str) -> bool:
 
 
 def _captured(spec: _TrialSpec, path: str) -> Any:
-    return _ray_output.capture_fds(path) if spec.capture_output else contextlib.nullcontext()
+    return output.capture_fds(path) if spec.capture_output else contextlib.nullcontext()
 
 
 def _run_in_trial(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial_dir: str,
@@ -176,9 +176,7 @@ def tune_trial_context() -> WorkerContext | None:
     Used when user code runs a trainer inside its own Tune trainable (the run_trial
     template): the trainer then reports to Tune and resumes from Tune's checkpoint.
     """
-    from ray.tune.trainable.trainable_fn_utils import _in_tune_session
-
-    if not _in_tune_session():
+    if not _private.in_tune_session():
         return None
     import ray.tune
 
@@ -194,7 +192,8 @@ def _build_trainer(config: dict[str, Any], spec: _TrialSpec, trial_id: str, tria
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    forward_cls, _, _ = _ray_callbacks.ray_classes()
+    from itwinai_ray.backends.ray.forwarding import ForwardReports
+
     return TorchTrainer(
         train_loop_per_worker=_train_loop,
         torch_config=TorchConfig(**spec.torch_config),
@@ -206,7 +205,7 @@ def _build_trainer(config: dict[str, Any], spec: _TrialSpec, trial_id: str, tria
             resources_per_worker=dict(spec.resources_per_worker)),
         run_config=ray.train.RunConfig(
             name=run_name, storage_path=spec.train_storage_path,
-            callbacks=[forward_cls(reports)],
+            callbacks=[ForwardReports(reports)],
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=spec.train_checkpoints_to_keep),
             # A worker error or death restarts the group in place from Train's latest
@@ -230,15 +229,17 @@ def _run_worker_group(config: dict[str, Any], spec: _TrialSpec, trial_id: str,
     """
     from ray.util.queue import Queue
 
+    from itwinai_ray.backends.ray.registry import Mailbox, registry_notify
+
     # A fresh Train run per attempt: resuming comes from Tune's checkpoint (retry, restore,
     # PBT exploit), never from an older Train run of the same trial.
     run_name = f"{trial_id}_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}"
     # The report hand-over lives in the experiment's registry actor: no process per trial.
-    reports = (_ray_callbacks.Mailbox(*spec.registry, run_name) if spec.registry
+    reports = (Mailbox(*spec.registry, run_name) if spec.registry
                else Queue(maxsize=1, actor_options={"num_cpus": 0}))
     run_dir = os.path.join(spec.train_storage_path, run_name)
     if spec.registry:  # deleted by the Tune callback if this trial is killed
-        _ray_callbacks.registry_notify(*spec.registry, "register", trial_id, None, run_dir)
+        registry_notify(*spec.registry, "register", trial_id, None, run_dir)
     # Read in this (trial) process when fit() starts the controller, which gets it as an env var.
     os.environ.setdefault(_TRAIN_POLL_ENV, _TRAIN_POLL_S)
     trainer = _build_trainer(config, spec, trial_id, trial_dir, resume_dir, run_name, reports)
@@ -331,7 +332,7 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
 
     spec: _TrialSpec = loop_config["spec"]
     rank = ray.train.get_context().get_world_rank()
-    log = os.path.join(loop_config["trial_dir"], _ray_output.WORKER_LOG.format(rank=rank))
+    log = os.path.join(loop_config["trial_dir"], output.WORKER_LOG.format(rank=rank))
     with _captured(spec, log):
         _train_loop_body(loop_config, spec, rank)
 
@@ -341,11 +342,12 @@ def _train_loop_body(loop_config: dict[str, Any], spec: _TrialSpec, rank: int) -
     import ray.train
     import ray.util
 
+    from itwinai_ray.backends.ray.registry import registry_notify
+
     tctx = ray.train.get_context()
     pg = ray.util.get_current_placement_group()
-    if rank == 0 and pg is not None and spec.registry:  # before training: see ray_classes
-        _ray_callbacks.registry_notify(*spec.registry, "register", loop_config["trial_id"],
-                                       pg.id.hex())
+    if rank == 0 and pg is not None and spec.registry:  # before training: see registry.py
+        registry_notify(*spec.registry, "register", loop_config["trial_id"], pg.id.hex())
     train_ckpt = ray.train.get_checkpoint()  # set after a worker-group restart
     resume = train_ckpt.path if train_ckpt is not None else loop_config["resume_dir"]
     if train_ckpt is None and resume:
@@ -368,16 +370,10 @@ def _expose_tune_checkpoint(path: str) -> None:
     """Make ``ray.train.get_checkpoint()`` return the checkpoint Tune resumes this trial from
     (retry, restore, PBT), as itwinai 0.4's trainers read it under Train V1.
 
-    Ray 2.60's Train V2 has no public way to start a run from a checkpoint (its
-    ``resume_from_checkpoint`` raises a DeprecationWarning; migration: ray issue #49454), so
-    the worker's train context is given it here, the one place that touches it.
+    Ray 2.60's Train V2 has no public way to start a run from a checkpoint: see
+    :func:`._private.set_train_checkpoint`.
     """
-    import ray.train
-    from ray.train.v2._internal.execution.context import get_train_context
-
-    context = get_train_context()
-    with context.report_order_condition:
-        context.checkpoint = ray.train.Checkpoint.from_directory(path)
+    _private.set_train_checkpoint(path)
 
 
 def _worker_fn(spec: _TrialSpec) -> Any:

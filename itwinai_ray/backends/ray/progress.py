@@ -11,8 +11,8 @@ import functools
 import logging
 from typing import Any
 
-from .progress import ProgressState, ProgressView, end_state
-from .scope import Scope
+from itwinai_ray.tuning.progress import ProgressState, ProgressView, end_state
+from itwinai_ray.tuning.scope import Scope
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The driver side of :mod:`.walltime`: a Tune callback that measures each trial's time from
+"""The driver side of :mod:`itwinai_ray.tuning.walltime`: a Tune callback that measures each trial's time from
 start to first report, keeps it in ``walltime.json`` for the trials to read, and says which
 trials wait for the next allocation."""
 
@@ -8,7 +8,7 @@ import logging
 import time
 from typing import Any
 
-from .walltime import WalltimeState
+from itwinai_ray.tuning.walltime import WalltimeState
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def walltime_callback(path: str, stop_at: float) -> Any:
                            **info: Any) -> None:
             now = time.time()
             reason = self._state.hold_reason(now)
-            if reason is not None:  # held (see _ray_trial): its wait is not a start-up time
+            if reason is not None:  # held (see trial.py): its wait is not a start-up time
                 logger.info("Trial %s waits: %s.", trial.trial_id, reason)
                 return
             self._started[trial.trial_id] = now

@@ -1,4 +1,4 @@
-"""Securing the local Ray instance that :func:`~itwinai_ray.tuning.ray_backend.ensure_ray`
+"""Securing the local Ray instance that :func:`~itwinai_ray.backends.ray.driver.ensure_ray`
 starts, for nodes shared with other users.
 
 What Ray 2.60 does by itself (``ray/_private/worker.py``, ``authentication_token_setup.py``):
@@ -15,7 +15,7 @@ What this module adds before ``ray.init``:
   to mode 0600 in a 0700 directory; a token given as ``$RAY_AUTH_TOKEN`` is left as it is;
 - a fresh session root of mode 0700 (``ir-XXXXXXXX`` under ``$RAY_TMPDIR`` or the
   system temp dir), so Ray's 0777 directories inside it cannot be reached by others;
-- no orphans (:mod:`._ray_reaper`): a watchdog stops the instance's processes and removes the
+- no orphans (:mod:`.reaper`): a watchdog stops the instance's processes and removes the
   root when the driver is killed, and each start reaps the roots of killed drivers.
 
 The dashboard is bound to 127.0.0.1 by ``ensure_ray``. No Ray import here.
@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 
 from itwinai_ray._fs import remove_tree
-from itwinai_ray.tuning import _ray_reaper
+from itwinai_ray.backends.ray import reaper
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +81,11 @@ def secure_local_start() -> str:
     base = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
     # Mode 0700. Short names: Ray's unix socket paths below it (session_<date>_<time>_<pid>/
     # sockets/plasma_store) must stay below 108 characters.
-    _ray_reaper.reap_stale(base)
-    root = tempfile.mkdtemp(prefix=_ray_reaper.ROOT_PREFIX, dir=base)
+    reaper.reap_stale(base)
+    root = tempfile.mkdtemp(prefix=reaper.ROOT_PREFIX, dir=base)
     _temp_dirs.append(root)
     try:
-        _ray_reaper.guard(root)
+        reaper.guard(root)
     except (OSError, ImportError) as exc:  # not fatal: the next start still reaps the root
         logger.warning("Could not start the watchdog of the local Ray instance (%s): if this "
                        "process is killed, Ray's processes may outlive it.", exc)
@@ -119,4 +119,4 @@ def remove_temp_dir() -> None:
         if not remove_tree(root, REMOVE_TIMEOUT_S):
             logger.warning("Could not remove Ray's session files at %s; remove them by hand.",
                            root)
-        _ray_reaper.stop_watchdog(root)
+        reaper.stop_watchdog(root)

@@ -1,4 +1,4 @@
-"""No orphans: the local Ray instance that :func:`~itwinai_ray.tuning.ray_backend.ensure_ray`
+"""No orphans: the local Ray instance that :func:`~itwinai_ray.backends.ray.driver.ensure_ray`
 starts dies with its driver.
 
 What Ray 2.60 does by itself when the driver is SIGKILLed (measured on Linux): ``gcs_server``,
@@ -7,13 +7,13 @@ follow the raylet. The raylet's two agents (``ray::DashboardAgent``, ``ray::Runt
 notice that the raylet is gone, but, as its log holds no "received SIGTERM", they first try to
 report the "unexpected termination" to the (dead) GCS with a 60 s timeout
 (``ray/_private/process_watcher.py::report_raylet_error_logs``), so they live about a minute
-more. The session root (``/tmp/ir-XXXXXXXX``, see :mod:`._ray_security`) is never removed.
+more. The session root (``/tmp/ir-XXXXXXXX``, see :mod:`.security`) is never removed.
 
 Two layers, both keyed on the session root:
 
 - a **watchdog**, a small detached process started with the root, that polls the driver and,
   once the driver is gone, stops the session's processes and removes the root. It exits by
-  itself when the root disappears (normal :func:`~.ray_backend.shutdown`), and
+  itself when the root disappears (normal :func:`~.driver.shutdown`), and
   :func:`stop_watchdog` also ends it then;
 - a **reap on start**: the next local start removes the roots (and stops the processes) of
   drivers that died on this host, in case the watchdog itself was killed (e.g. ``kill -9``
@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 #: The file in a session root that names its driver.
 DRIVER_FILE = "driver.json"
-#: Session roots are ``<base>/ir-XXXXXXXX`` (:func:`._ray_security.secure_local_start`).
+#: Session roots are ``<base>/ir-XXXXXXXX`` (:func:`.security.secure_local_start`).
 ROOT_PREFIX = "ir-"
 #: How often the watchdog checks the driver and the root.
 POLL_S = 0.5
@@ -256,7 +256,7 @@ def watch(root: str, pid: int, create_time: float, poll_s: float = POLL_S) -> No
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m itwinai_ray.tuning._ray_reaper ROOT PID CREATE_TIME`` (see :func:`guard`)."""
+    """``python -m itwinai_ray.backends.ray.reaper ROOT PID CREATE_TIME`` (see :func:`guard`)."""
     root, pid, create_time = (argv if argv is not None else sys.argv[1:])
     watch(root, int(pid), float(create_time))
     return 0

@@ -1,11 +1,12 @@
-"""The Tune side of :mod:`.interrupts`: a signal that came before the Tuner started."""
+"""The Tune side of :mod:`itwinai_ray.tuning.interrupts`: a signal that came before the Tuner
+started."""
 
 from __future__ import annotations
 
 import signal
 from typing import Any
 
-from . import interrupts
+from itwinai_ray.tuning import interrupts
 
 
 def stop_if_requested_callback() -> Any:

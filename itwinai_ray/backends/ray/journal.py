@@ -3,7 +3,7 @@ and the mapping of Ray Tune search-space domains to Optuna distributions.
 
 Built lazily (no Ray import at module import); runs on the driver and only queues work for
 the :class:`~itwinai_ray.tuning.journal.JournalWriter` thread. A trial that a scheduler or a
-stop condition stopped (:func:`._ray_progress.trial_end_state`) is PRUNED, an errored one FAIL,
+stop condition stopped (:func:`.progress.trial_end_state`) is PRUNED, an errored one FAIL,
 the others COMPLETE; a trial the end of the experiment stopped (time budget, fail-fast) is
 PRUNED too.
 """
@@ -16,10 +16,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ._journal_params import categorical
-from ._ray_mlflow import trial_params
-from ._ray_progress import trial_end_state
-from .journal import COMPLETE, FAIL, PRUNED, JournalWriter
+from itwinai_ray.backends.ray.mlflow_callback import trial_params
+from itwinai_ray.backends.ray.progress import trial_end_state
+from itwinai_ray.backends.ray.translate import sampler_of
+from itwinai_ray.tuning._journal_params import categorical
+from itwinai_ray.tuning.journal import COMPLETE, FAIL, PRUNED, JournalWriter
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +45,7 @@ def domain_distribution(domain: Any) -> Any:
         return categorical(domain.categories)
     if not isinstance(domain, (sample.Float, sample.Integer)):
         return None
-    sampler = domain.get_sampler()
-    q = None
-    if isinstance(sampler, sample.Quantized):
-        q, sampler = sampler.q, sampler.get_sampler()
+    sampler, q = sampler_of(domain)
     log = isinstance(sampler, sample.LogUniform)
     if isinstance(sampler, sample.Normal):
         spread = _NORMAL_SDS * sampler.sd

@@ -3,7 +3,7 @@
 The launcher starts one Ray node per SLURM node with ``--node-name=<SLURM node name>`` and
 then runs::
 
-    python3 -m itwinai_ray.tuning._ray_nodes wait --address IP:PORT --timeout 180 n1 n2
+    python3 -m itwinai_ray.backends.ray.nodes wait --address IP:PORT --timeout 180 n1 n2
 
 which polls the cluster's GCS (no ``ray.init``, so no job is registered) until every named
 node is alive. On timeout it names the missing nodes, writes them to ``--missing-file`` and
@@ -20,17 +20,27 @@ from collections.abc import Sequence
 
 _POLL_S = 0.25
 _RPC_TIMEOUT_S = 5
+#: gRPC status codes of a refused token (UNAUTHENTICATED, PERMISSION_DENIED).
+_AUTH_CODES = (16, 7)
+
+
+def _not_up_yet(exc: Exception) -> bool:
+    """Whether ``exc`` means "the GCS is not up yet" (an RPC timeout or an unreachable
+    address: retry) rather than an error that waiting does not mend (authentication)."""
+    from ray.exceptions import AuthenticationError, RpcError
+
+    if isinstance(exc, AuthenticationError):
+        return False
+    if isinstance(exc, RpcError):
+        return exc.rpc_code not in _AUTH_CODES
+    return isinstance(exc, (ConnectionError, TimeoutError))
 
 
 def alive_node_names(address: str) -> dict[str, str]:
     """``{node name: node IP}`` of the alive nodes of the cluster whose GCS is ``address``."""
-    from ray._raylet import GcsClient
-    from ray.core.generated.gcs_pb2 import GcsNodeInfo
+    from itwinai_ray.backends.ray import _private
 
-    client = GcsClient(address=address)
-    infos = client.get_all_node_info(timeout=_RPC_TIMEOUT_S,
-                                     state_filter=GcsNodeInfo.GcsNodeState.ALIVE)
-    return {info.node_name: info.node_manager_address for info in infos.values()}
+    return _private.alive_nodes(address, _RPC_TIMEOUT_S)
 
 
 def wait_for_nodes(address: str, names: Sequence[str], timeout_s: float) -> list[str]:
@@ -40,8 +50,10 @@ def wait_for_nodes(address: str, names: Sequence[str], timeout_s: float) -> list
     while True:
         try:
             alive = alive_node_names(address)
-        except Exception:  # noqa: BLE001 - GCS not answering yet: retry until the deadline
-            alive = {}
+        except Exception as exc:  # noqa: BLE001 - narrowed by _not_up_yet
+            if not _not_up_yet(exc):
+                raise
+            alive = {}  # GCS not answering yet: retry until the deadline
         missing = [n for n in names if n not in alive]
         if not missing or time.monotonic() >= deadline:
             return missing
@@ -49,7 +61,7 @@ def wait_for_nodes(address: str, names: Sequence[str], timeout_s: float) -> list
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m itwinai_ray.tuning._ray_nodes")
+    parser = argparse.ArgumentParser(prog="python -m itwinai_ray.backends.ray.nodes")
     sub = parser.add_subparsers(dest="command", required=True)
     wait = sub.add_parser("wait", help="wait until the named nodes are alive")
     wait.add_argument("--address", required=True, help="GCS address IP:PORT")

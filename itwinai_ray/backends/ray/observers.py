@@ -1,7 +1,7 @@
 """What watches an experiment from the driver: the live progress view, the MLflow runs and
-the trial journal (:mod:`.journal`).
+the trial journal (:mod:`itwinai_ray.tuning.journal`).
 
-:func:`start` (called by :func:`itwinai_ray.tuning.ray_backend.run_experiment` before the
+:func:`start` (called by :func:`itwinai_ray.backends.ray.driver.run` before the
 Tuner runs) writes ``itwinai_ray.json`` into the experiment directory (metric, mode, budget,
 search-space keys and their Optuna distributions, MLflow store: what ``itwinai-ray results``
 and ``mlflow-ui`` read later), opens the MLflow parent run and the journal, and returns the
@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .journal import JOURNAL_FILE, JournalWriter, Objectives
-from .mlflow_runs import ExperimentRuns, MlflowSettings
+from itwinai_ray.tuning.journal import JOURNAL_FILE, JournalWriter, Objectives
+from itwinai_ray.tuning.mlflow_runs import ExperimentRuns, MlflowSettings
+from itwinai_ray.tuning.objective import TunedMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -58,16 +59,15 @@ def start(experiment_dir: str | Path, name: str, *, metric: Any, mode: Any,
     ``terminal``: where the progress view writes (default: ``sys.stdout`` when it writes).
     ``param_space``: the Tune search space (its domains give the journal's distributions).
     ``objectives``: every tuned ``(metric, mode)`` (default: ``metric``, ``mode``)."""
-    from ._journal_params import to_json
-    from ._ray_journal import journal_callback_class
-    from ._ray_mlflow import mlflow_callback_class
-    from ._ray_progress import make_progress_callback
+    from itwinai_ray.backends.ray.journal import journal_callback_class
+    from itwinai_ray.backends.ray.mlflow_callback import mlflow_callback_class
+    from itwinai_ray.backends.ray.progress import make_progress_callback
+    from itwinai_ray.tuning._journal_params import to_json
 
     experiment_dir = Path(experiment_dir)
     settings = MlflowSettings.from_any(mlflow)
     obs = Observers()
-    first_metric = metric[0] if isinstance(metric, (list, tuple)) else metric
-    first_mode = mode[0] if isinstance(mode, (list, tuple)) else mode
+    first_metric, first_mode = TunedMetrics.parse(metric, mode).first
     if progress:
         obs.progress = make_progress_callback(first_metric, first_mode, num_samples,
                                               time_budget_s, max_iterations,
@@ -102,7 +102,7 @@ def _start_journal(experiment_dir: Path, name: str, param_space: Mapping[str, An
                    objectives: list[tuple[str, str]], scope: str
                    ) -> tuple[JournalWriter, dict[str, Any]]:
     """The journal writer, opening on its own thread, and the search space's distributions."""
-    from ._ray_journal import distributions
+    from itwinai_ray.backends.ray.journal import distributions
 
     writer = JournalWriter(experiment_dir, Objectives.build(
         [m for m, _ in objectives], [m for _, m in objectives], scope), name=name)

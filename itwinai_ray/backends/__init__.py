@@ -1,0 +1,1 @@
+"""Backends: where an HPO experiment runs. Today one, :mod:`itwinai_ray.backends.ray`."""

@@ -1,0 +1,51 @@
+"""The Ray backend's entry point from the HPO core: connect to Ray, run one experiment, stop.
+
+:func:`~itwinai_ray.tuning.experiment.run_hpo` hands over one
+:class:`~itwinai_ray.tuning.experiment_spec.ExperimentSpec`; what Ray needs around it (a local
+instance, Ray's output in log files, the signal handlers, the shutdown) happens here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+from typing import Any
+
+from itwinai_ray.backends.ray import driver, output
+from itwinai_ray.errors import ResourceError
+from itwinai_ray.tuning import interrupts
+from itwinai_ray.tuning import resources as res
+from itwinai_ray.tuning.experiment_spec import ExperimentSpec
+
+
+def run_with_ray(spec: ExperimentSpec, ray_init: dict[str, Any]) -> Any:
+    """Connect to Ray (starting a local one if needed), run ``spec``, stop the Ray it started.
+
+    With ``spec.verbose == 0`` Ray's output goes to log files in the experiment directory
+    (see :mod:`.output`) and the progress view to the terminal.
+    """
+    experiment_dir = os.path.join(spec.storage_path, spec.name)
+    quiet = spec.verbose == 0
+    with output.quiet_driver(output.driver_log_path(experiment_dir)) if quiet \
+            else contextlib.nullcontext(sys.stdout) as terminal, interrupts.stop_on_signals():
+        return _run(dataclasses.replace(spec, terminal=terminal), ray_init, quiet,
+                    experiment_dir)
+
+
+def _run(spec: ExperimentSpec, ray_init: dict[str, Any], quiet: bool,
+         experiment_dir: str) -> Any:
+    started = driver.ensure_ray(**ray_init, log_to_driver=not quiet)
+    interrupts.rearm()
+    try:
+        return driver.run(spec)
+    except ResourceError as exc:
+        hint = res.local_ray_hint(ray_init, res.trial_need(
+            spec.num_workers, spec.resources_per_worker, spec.use_gpu)) if started else None
+        if hint is None:
+            raise
+        raise ResourceError(f"{exc} {hint}") from exc
+    finally:
+        if started:
+            driver.shutdown(keep_logs_in=experiment_dir if quiet else None)
