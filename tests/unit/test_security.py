@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 from testkit import ROOT
 
-from itwinai_ray.config.resolvers import YamlLoader
 from itwinai_ray.backends.ray import security as _ray_security
+from itwinai_ray.config.resolvers import YamlLoader
 
 PACKAGE = ROOT / "itwinai_ray"
 

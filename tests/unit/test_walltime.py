@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from itwinai_ray.errors import ConfigurationError
-from itwinai_ray.tuning.walltime import HOLD_GRACE_S, STOP_AT_ENV, WalltimeState, \
-    stop_at_from_env
+from itwinai_ray.tuning.walltime import HOLD_GRACE_S, STOP_AT_ENV, WalltimeState, stop_at_from_env
 
 
 def test_stop_time_from_the_environment() -> None:
