@@ -43,15 +43,17 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 @contextmanager
 def local_ray(num_cpus: int) -> Iterator[Any]:
     """A real local Ray with ``num_cpus`` logical CPUs (overcommitted on purpose: 2 trials x
-    2 workers fit on 2 cores), no dashboard, one thread per worker, and tests/ importable by
-    its workers (trainers defined there). Shut down, and the environment restored, on exit.
-    tests/e2e/conftest.py's ``ray_cluster`` fixture uses it once per test module."""
+    2 workers fit on 2 cores), no dashboard, one thread per worker, and tests/ and tests/e2e/
+    importable by its workers: the trainers defined in tests/, and the functions and classes
+    of the test module itself, which Ray pickles by reference to the module name pytest gave
+    it (``test_results_cli``, imported from tests/e2e/). Shut down, and the environment
+    restored, on exit. tests/e2e/conftest.py's ``ray_cluster`` fixture uses it per module."""
     import ray
 
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("RAY_ADDRESS", raising=False)
         mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [
-            str(TESTS), os.environ.get("PYTHONPATH")])))
+            str(TESTS), str(TESTS / "e2e"), os.environ.get("PYTHONPATH")])))
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
                  runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
         try:

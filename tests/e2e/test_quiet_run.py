@@ -1,5 +1,6 @@
-"""The README demo in a pipe (as in a SLURM log): a short, honest terminal, every log kept, and
-trials stopped on purpose that stop in order (no worker-group errors in Ray's own logs)."""
+"""The README demo in a pipe (as in a SLURM log): a short, honest terminal, every log kept, the
+results table and a best config that runs; and trials stopped on purpose that stop in order
+(no worker-group errors in Ray's own logs)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from testkit import PYTHON, ROOT, subprocess_env
 
 HPO = ROOT / "tutorials" / "00-digits-pipeline" / "hpo.yaml"
@@ -42,9 +44,16 @@ def _ray_errors(experiment: Path) -> list[str]:
     return found
 
 
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """One run of the README demo (4 trials of 2 DDP workers, 3 epochs) through the real CLI,
+    its output in a pipe; the tests below read it from different sides."""
+    return _run(tmp_path_factory.mktemp("demo"), "epochs=3", "num_samples=4")
+
+
 @pytest.mark.timeout(600)
-def test_readme_demo_in_a_pipe_is_short_and_keeps_every_log(tmp_path, capsys) -> None:
-    proc, experiment = _run(tmp_path, "epochs=3", "num_samples=4")
+def test_readme_demo_in_a_pipe_is_short_and_keeps_every_log(demo, capsys) -> None:
+    proc, experiment = demo
     lines = proc.stdout.splitlines()
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert len(lines) <= LINE_BUDGET, proc.stdout
@@ -91,3 +100,30 @@ def test_trials_stopped_on_purpose_stop_in_order(tmp_path) -> None:
     assert _ray_errors(experiment) == []
     assert not (experiment / "_train_runs").exists() or not any(
         (experiment / "_train_runs").iterdir())
+
+
+@pytest.mark.timeout(600)
+def test_hpo_demo_config_runs_and_writes_a_runnable_best_config(demo, tmp_path) -> None:
+    """The demo's table, results.json and a best config that runs (this test had its own
+    3-trial run of the same config in tests/e2e/test_e2e_hpo_cli.py)."""
+    proc, experiment = demo
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "HPO results, ranked by val_loss" in proc.stdout
+    results = json.loads((experiment / "results.json").read_text())
+    assert len(results["trials"]) == 4
+    best = results["best"]
+    assert results["trials"][0]["trial_id"] == best["trial_id"]
+
+    best_config = experiment / "best_config.yaml"
+    cfg = yaml.safe_load(best_config.read_text())
+    trainer = cfg["training_pipeline"]["init_args"]["steps"][2]
+    assert trainer["class_path"] == "itwinai_ray.examples.digits.DigitsTrainer"
+    assert trainer["init_args"]["config"]["optim_lr"] == pytest.approx(best["config"]["optim_lr"])
+    assert trainer["init_args"]["config"]["hidden_size"] == best["config"]["hidden_size"]
+
+    rerun = subprocess.run(
+        [PYTHON, "-m", "itwinai_ray.cli", "exec-pipeline", "--config", str(best_config),
+         "-o", "training_pipeline.init_args.steps.2.init_args.epochs=1"],
+        cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=240)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "epoch 1/1" in rerun.stderr

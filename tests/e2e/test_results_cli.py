@@ -17,9 +17,10 @@ import signal
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
-from testkit import ROOT, free_port, local_ray, subprocess_env
+from testkit import PYTHON, free_port, local_ray, subprocess_env
 
 from itwinai_ray.cli import main
 
@@ -175,8 +176,7 @@ def test_mlflow_ui_serves_the_experiment_over_http(experiments) -> None:
     path, _, _ = experiments["tiny"]
     port = free_port()
     proc = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "itwinai-ray") if (ROOT / ".venv").is_dir()
-         else "itwinai-ray", "mlflow-ui", str(path), "--port", str(port)],
+        [str(Path(PYTHON).with_name("itwinai-ray")), "mlflow-ui", str(path), "--port", str(port)],
         env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True)
     base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
