@@ -31,6 +31,13 @@ def requested() -> bool:
     return _requested.is_set()
 
 
+def pending() -> bool:
+    """Did a signal ask the running :func:`stop_on_signals` to stop? False outside one: a
+    signal taken by an earlier run never stops a later one (e.g. a run started without the
+    handlers, as tests and the run_trial template do)."""
+    return bool(_active) and _requested.is_set()
+
+
 def tune_handler(ours: Callable[..., Any] | None = None) -> Callable[..., Any] | None:
     """Ray Tune's SIGUSR1 handler while a Tuner runs (the current one, unless it is ours)."""
     current = signal.getsignal(signal.SIGUSR1)

@@ -37,6 +37,17 @@ def test_a_new_run_starts_without_an_old_request() -> None:
         assert not interrupts.requested()
 
 
+def test_a_signal_of_an_earlier_run_stops_no_later_run_without_handlers() -> None:
+    """A run started without stop_on_signals (tests, the run_trial template) must not be
+    stopped at Tune's setup by a signal an earlier run took (seen in CI: an Optuna run after
+    this file's tests ended at once with 0 trials)."""
+    with interrupts.stop_on_signals():
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert interrupts.pending() and interrupts.requested()
+    assert interrupts.requested()  # what run_hpo reads after the run
+    assert not interrupts.pending()  # what the Tune callback reads at setup
+
+
 def test_the_newest_saved_state_is_the_newest_run_not_the_newest_file(tmp_path) -> None:
     """A resumed run writes its own state file; Tune touches all of them at the end."""
     import json

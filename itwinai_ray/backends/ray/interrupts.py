@@ -17,7 +17,7 @@ def stop_if_requested_callback() -> Any:
     class StopIfRequested(ray.tune.Callback):
         def setup(self, **info: Any) -> None:
             handler = interrupts.tune_handler()
-            if interrupts.requested() and handler is not None:
+            if interrupts.pending() and handler is not None:
                 handler(signal.SIGUSR1, None)
 
     return StopIfRequested()
