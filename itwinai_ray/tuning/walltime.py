@@ -10,7 +10,7 @@ the trial afresh. If no signal comes (the limit was extended), it starts after
 :data:`HOLD_GRACE_S`.
 
 "Expected" comes from the trials' own times: start to first report, measured by the driver
-for each trial (re)start, kept across allocations in ``<experiment>/walltime.json``, which the
+for each trial (re)start, kept across allocations in ``<experiment>/state/walltime.json``, which the
 trials read. No Ray here.
 """
 
@@ -25,7 +25,11 @@ from dataclasses import dataclass, field
 from ..errors import ConfigurationError
 
 STOP_AT_ENV = "ITWINAI_RAY_STOP_AT"
-STATE_FILE = "walltime.json"
+#: Under the experiment directory, in a folder of its own: on resume, Ray Tune (2.60,
+#: ``ExperimentStateManager.sync_down_experiment_state``) copies every ``*.json`` at the
+#: experiment's top level into its driver staging folder and later uploads that copy back over
+#: the original, so a state file there reverts to the previous allocation's (its stop time).
+STATE_FILE = os.path.join("state", "walltime.json")
 #: A held trial starts anyway when no stop signal came this long after it was due.
 HOLD_GRACE_S = 120.0
 #: The newest start-to-first-report times kept (the estimate is their median).
@@ -78,6 +82,7 @@ class WalltimeState:
         return 0.0 if self.stop_at is None else max(0.0, self.stop_at + HOLD_GRACE_S - now)
 
     def save(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         tmp = f"{path}.tmp-{os.getpid()}"
         with open(tmp, "w") as fh:
             json.dump({"stop_at": self.stop_at, "first_report_s": self.first_report_s}, fh)

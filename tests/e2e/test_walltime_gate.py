@@ -7,54 +7,42 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from testkit import PYTHON, ROOT, subprocess_env
+from testkit import DEMO_RAY, demo_command, signal_when, subprocess_env
 
-from itwinai_ray.tuning.walltime import STATE_FILE, STOP_AT_ENV
+from itwinai_ray.tuning.walltime import HOLD_GRACE_S, STATE_FILE, STOP_AT_ENV
 
-HPO = ROOT / "tutorials" / "00-digits-pipeline" / "hpo.yaml"
-RAY = "training_pipeline.init_args.steps.2.init_args"
 EPOCHS = 3
 TRIALS = 2
 
 
 def _command(run_dir: Path, *extra: str) -> list[str]:
     """The demo: 2 trials of 2 DDP workers, one at a time, FIFO (each runs to the end)."""
-    return [PYTHON, "-m", "itwinai_ray.cli", "exec-pipeline", "--config", str(HPO),
-            f"epochs={EPOCHS}", f"num_samples={TRIALS}", f"run_dir={run_dir}",
-            f"{RAY}.tune_config.scheduler=fifo", f"+{RAY}.tune_config.max_concurrent_trials=1",
-            *extra]
+    return demo_command(run_dir, f"epochs={EPOCHS}", f"num_samples={TRIALS}",
+                        f"{DEMO_RAY}.tune_config.scheduler=fifo",
+                        f"+{DEMO_RAY}.tune_config.max_concurrent_trials=1", *extra)
 
 
 def _run_until_a_trial_waits(run_dir: Path) -> tuple[int, str]:
     """Start with the stop signal due in 5 s (the first trial, with no estimate yet, starts
     anyway); once the driver says a trial waits, send SIGUSR1 as SLURM would."""
+
+    def pause() -> None:
+        # Had the trial started, it would have reported its first epoch by then; but send
+        # the signal well before the held trial gives up waiting for it (HOLD_GRACE_S after
+        # the due time, which a loaded machine reaches sooner: the first trial took longer).
+        state = json.loads((run_dir / "digits-hpo" / STATE_FILE).read_text())
+        gives_up_in = state["stop_at"] + HOLD_GRACE_S - time.time()
+        time.sleep(max(0.0, min(60.0, 1.5 * max(state["first_report_s"]) + 2,
+                                gives_up_in - 15)))
+
     env = subprocess_env(**{STOP_AT_ENV: str(time.time() + 5)})
-    proc = subprocess.Popen(_command(run_dir), cwd=run_dir.parent, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    waits = threading.Event()
-
-    def read() -> None:
-        for line in proc.stdout:
-            lines.append(line)
-            if " waits: its first report is expected " in line:
-                waits.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    assert waits.wait(300), "".join(lines)
-    # Had the trial started, it would have reported its first epoch by then.
-    state = json.loads((run_dir / "digits-hpo" / STATE_FILE).read_text())
-    time.sleep(min(60.0, 1.5 * max(state["first_report_s"]) + 2))
-    proc.send_signal(signal.SIGUSR1)
-    proc.wait(timeout=240)
-    reader.join(timeout=30)
-    return proc.returncode, "".join(lines)
+    run = signal_when(_command(run_dir), " waits: its first report is expected ",
+                      signal.SIGUSR1, cwd=run_dir.parent, env=env, before=pause)
+    return run.returncode, run.stdout
 
 
 def _history(trial: Path) -> list[int]:
@@ -86,12 +74,19 @@ def test_trial_that_cannot_report_before_the_signal_waits_for_the_next_run(tmp_p
     assert sorted(t["status"] for t in saved["trials"]) == ["finished", "not started"], saved
     first_done = {finished[0].name: (finished[0] / "result.json").stat().st_mtime}
 
-    env = subprocess_env()
-    env.pop(STOP_AT_ENV, None)
+    # The next allocation, with its own (later) stop time: the state takes it, nothing waits.
+    # (Ray Tune's resume once reverted a state file at the experiment's top level to the
+    # previous allocation's, whose stop time was then overdue: the held trial waited again.)
+    next_stop = time.time() + 900
+    env = subprocess_env(**{STOP_AT_ENV: str(next_stop)})
     second = subprocess.run(_command(run_dir, "--resume"), cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             timeout=400)
     assert second.returncode == 0, second.stdout[-3000:]
+    assert " waits: " not in second.stdout, second.stdout[-3000:]
+    state = json.loads((experiment / STATE_FILE).read_text())
+    assert state["stop_at"] == pytest.approx(next_stop), state
+    assert len(state["first_report_s"]) == 2, state  # the resumed trial's start, measured
     final = json.loads((experiment / "results.json").read_text())
     assert [t["status"] for t in final["trials"]] == ["finished"] * TRIALS, final
     for trial in experiment.glob("_trial_fn_*"):  # every epoch once; the first not rerun
