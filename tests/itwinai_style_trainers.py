@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,9 @@ class LoopTrainer(TorchTrainer):
             self.log(np.mean(val_losses), "val_loss", kind="metric", step=self.current_epoch)
             metrics = {"loss": float(np.mean(val_losses)), "seen_lr": self.config.optim_lr}
             checkpoint = {"epoch": self.current_epoch, "val_loss": float(np.mean(val_losses))}
+            if self.current_epoch == 0 and self.strategy.global_rank() == 1:
+                # rank 0 fails in epoch 2 while rank 1 has not reported epoch 1 yet
+                time.sleep(self.config.get("slow_first_report_s", 0))
             if self.config.get("report_with") == "file":
                 with tempfile.TemporaryDirectory() as tmp:
                     path = Path(tmp) / "my_state.pt"

@@ -112,7 +112,8 @@ def test_loop_trainer_reports_itself_with_data_and_file(ray_cluster, tmp_path,
                                                          digits_split) -> None:
     """(a): ray_report(checkpoint_data=...) and (checkpoint_file=...) with itwinai's Ray
     objects; each trial fails once in epoch 2 and its retry reads epoch 1's checkpoint back
-    through ray.train.get_checkpoint(), as itwinai trainers do."""
+    through ray.train.get_checkpoint(), as itwinai trainers do. Rank 1 reports epoch 1 3 s
+    late, so rank 0 has failed by then: the report round still reaches Tune."""
     import ray.train
     import ray.tune
     from itwinai_style_trainers import LoopTrainer
@@ -126,7 +127,7 @@ def test_loop_trainer_reports_itself_with_data_and_file(ray_cluster, tmp_path,
         ray_run_config=ray.tune.RunConfig(storage_path=str(tmp_path / "ray"), name="loop",
                                           failure_config=ray.tune.FailureConfig(max_failures=1)),
         config={"batch_size": 64, "optim_lr": 0.01, "report_with": "data", "fail_once": True,
-                "record_dir": str(tmp_path / "records")})
+                "slow_first_report_s": 3.0, "record_dir": str(tmp_path / "records")})
     starts = _records(tmp_path / "records", "loop_start")
     for row in results.rows:
         assert row.metrics["training_iteration"] == 2, "one report per epoch, never two"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import shutil
+import time
 from typing import Any
 
 import ray
@@ -46,6 +47,7 @@ class Registry:
         self._entries: dict[str, tuple[set[str], set[str]]] = {}
         self._boxes: dict[str, dict[str, Any]] = {}
         self._closed: set[str] = set()
+        self._forwarded: dict[str, int] = {}  # reports handed over per box, ever
 
     def _box(self, key: str) -> dict[str, Any]:
         import asyncio
@@ -66,6 +68,7 @@ class Registry:
                 raise RuntimeError(f"The report mailbox of Train run {key} is closed: "
                                    f"the trial stopped taking reports.")
             box["item"], box["full"] = item, True
+            self._forwarded[key] = self._forwarded.get(key, 0) + 1
             box["cond"].notify_all()
 
     async def box_get(self, key: str, timeout: float | None) -> tuple[bool, Any]:
@@ -83,6 +86,10 @@ class Registry:
 
     async def box_empty(self, key: str) -> bool:
         return not self._box(key)["full"]
+
+    async def box_forwarded(self, key: str) -> int | None:
+        """How many reports the box has taken; None once it is closed (nothing more comes)."""
+        return None if key in self._closed else self._forwarded.get(key, 0)
 
     async def box_close(self, key: str) -> None:
         self._closed.add(key)
@@ -142,6 +149,29 @@ class Mailbox:
 
     def empty(self) -> bool:
         return bool(ray.get(self._actor().box_empty.remote(self._key)))
+
+    def wait_forwarded(self, count: int, timeout_s: float) -> bool:
+        """Wait until the box has taken ``count`` reports (or is closed); False after
+        ``timeout_s``.
+
+        A Train worker that fails calls this first: Train V2 hands a report round to the
+        callbacks only once every rank has reported, and drops a partial round when the
+        worker group shuts down for the error. A rank that raises just after its report,
+        while another rank is still saving its checkpoint for the same round, would lose
+        that round (the retry then redoes the epoch).
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                taken = ray.get(self._actor().box_forwarded.remote(self._key),
+                                timeout=_REGISTRY_TIMEOUT_S)
+            except _REGISTRY_ERRORS:  # the registry is gone: nothing will be taken
+                return False
+            if taken is None or taken >= count:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
 
     def shutdown(self, force: bool = False) -> None:
         """Close the mailbox: a controller blocked in ``put`` fails instead of hanging."""

@@ -33,6 +33,9 @@ _ORDERLY_STOP_S = 20.0
 #: trial at one epoch per 2 s. A value set in the environment wins; missed polls only fail a
 #: worker after RAY_TRAIN_WORKER_HEALTH_CHECK_TIMEOUT_S (10 min), so a short poll is safe.
 _TRAIN_POLL_ENV, _TRAIN_POLL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25"
+#: How long a failing worker waits for its reports to reach the trial (the other ranks'
+#: reports of the same round: see registry.Mailbox.wait_forwarded).
+_FORWARD_WAIT_S = 15.0
 #: Worker-group start failures (a controller error) Train retries before the trial errors.
 _CONTROLLER_FAILURE_LIMIT = 2
 
@@ -199,7 +202,8 @@ def _build_trainer(config: dict[str, Any], spec: _TrialSpec, trial_id: str, tria
         torch_config=TorchConfig(**spec.torch_config),
         # The spec is small: worker_fn travels as an ObjectRef, fetched by each worker.
         train_loop_config={"spec": spec, "config": config, "trial_id": trial_id,
-                           "trial_dir": trial_dir, "resume_dir": resume_dir},
+                           "trial_dir": trial_dir, "resume_dir": resume_dir,
+                           "run_name": run_name},
         scaling_config=ray.train.ScalingConfig(
             num_workers=spec.num_workers, use_gpu=spec.use_gpu,
             resources_per_worker=dict(spec.resources_per_worker)),
@@ -353,9 +357,12 @@ def _train_loop_body(loop_config: dict[str, Any], spec: _TrialSpec, rank: int) -
     if train_ckpt is None and resume:
         _expose_tune_checkpoint(resume)
 
+    reported = [0]
+
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
         ckpt = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         ray.train.report(metrics, checkpoint=ckpt)
+        reported[0] += 1
 
     ctx = WorkerContext(
         world_size=tctx.get_world_size(), rank=rank, local_rank=tctx.get_local_rank(),
@@ -363,7 +370,15 @@ def _train_loop_body(loop_config: dict[str, Any], spec: _TrialSpec, rank: int) -
         trial_id=loop_config["trial_id"], trial_dir=loop_config["trial_dir"],
         resume_checkpoint_dir=resume, _report_fn=report,
         required_metrics=spec.required_metrics)
-    _worker_fn(spec)(loop_config["config"], ctx)
+    try:
+        _worker_fn(spec)(loop_config["config"], ctx)
+    except BaseException:
+        if spec.registry and reported[0]:  # its reports reach Tune before the group stops
+            from itwinai_ray.backends.ray.registry import Mailbox
+
+            Mailbox(*spec.registry, loop_config["run_name"]).wait_forwarded(
+                reported[0], _FORWARD_WAIT_S)
+        raise
 
 
 def _expose_tune_checkpoint(path: str) -> None:
