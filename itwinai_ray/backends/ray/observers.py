@@ -33,8 +33,14 @@ class Observers:
     runs: ExperimentRuns | None = None
     progress: Any = None
     journal: JournalWriter | None = None
+    #: ``itwinai_ray.json`` and what this run wrote there.
+    meta: tuple[Path, str] | None = None
 
     def close(self, error: BaseException | None = None) -> None:
+        if self.meta is not None:
+            # Written again after Tune: on resume (Ray 2.60) Tune copies the experiment's
+            # top-level *.json aside and writes the copies back, i.e. the previous run's.
+            self.meta[0].write_text(self.meta[1])
         if self.progress is not None and self.progress.view._live is not None:
             self.progress.view.stop()  # Ctrl-C: leave the terminal clean
         if self.runs is not None:
@@ -94,7 +100,8 @@ def start(experiment_dir: str | Path, name: str, *, metric: Any, mode: Any,
         meta["mlflow"] = {"tracking_uri": obs.runs.settings.tracking_uri,
                           "experiment_name": obs.runs.settings.experiment_name}
     experiment_dir.mkdir(parents=True, exist_ok=True)
-    (experiment_dir / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    obs.meta = (experiment_dir / META_FILE, json.dumps(meta, indent=2, default=str))
+    obs.meta[0].write_text(obs.meta[1])
     return obs
 
 
