@@ -10,8 +10,11 @@ folder there), on PYTHONPATH for child processes (:func:`subprocess_env`) and fo
 from __future__ import annotations
 
 import os
+import re
 import socket
+import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,3 +63,80 @@ def local_ray(num_cpus: int) -> Iterator[Any]:
             yield ray
         finally:
             ray.shutdown()
+
+
+# ------------------------------------------------------------------ tutorials, as written
+TUTORIALS = ROOT / "tutorials"
+
+
+def bash_blocks(readme: Path) -> list[str]:
+    """The ```bash blocks of a tutorial's README, verbatim."""
+    return re.findall(r"```bash\n(.*?)```", readme.read_text(), flags=re.S)
+
+
+def tutorial_workdir(tmp_path: Path) -> Path:
+    """``tmp_path`` with ``tutorials/`` and ``scripts/`` linked in: a tutorial's commands run
+    there as written and their results land in ``tmp_path/runs``."""
+    for name in ("tutorials", "scripts"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    return tmp_path
+
+
+def bash_env() -> dict[str, str]:
+    """:func:`subprocess_env` with the venv's bin/ first on PATH (``itwinai-ray`` as typed)."""
+    env = subprocess_env()
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def run_bash(block: str, cwd: Path, timeout: int) -> subprocess.CompletedProcess:
+    """Run ``block`` with ``bash -euo pipefail``; fail with its output unless it exits 0."""
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, env=bash_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{block}\n--- stdout\n{proc.stdout[-3000:]}\n" \
+                                 f"--- stderr\n{proc.stderr[-5000:]}"
+    return proc
+
+
+# ------------------------------------------------------------------ the README demo, watched
+DEMO_HPO = TUTORIALS / "00-digits-pipeline" / "hpo.yaml"
+#: Where the demo's RayTorchTrainer arguments are, for overrides.
+DEMO_RAY = "training_pipeline.init_args.steps.2.init_args"
+
+
+def demo_command(run_dir: Path, *overrides: str) -> list[str]:
+    """``itwinai-ray exec-pipeline`` of the README demo, its results under ``run_dir``."""
+    return [PYTHON, "-m", "itwinai_ray.cli", "exec-pipeline", "--config", str(DEMO_HPO),
+            f"run_dir={run_dir}", *overrides]
+
+
+def signal_when(command: list[str], pattern: str, sig: int, *, cwd: Path,
+                env: dict[str, str] | None = None, wait_s: float = 300,
+                before: Any = None) -> subprocess.CompletedProcess:
+    """Run ``command``; once a line of its output matches ``pattern`` (a regex), call
+    ``before()`` (if given), then send ``sig``. Returns the run with its whole output."""
+    proc = subprocess.Popen(command, cwd=cwd, env=env or subprocess_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if re.search(pattern, line):
+                seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert seen.wait(wait_s), "".join(lines)
+        if before is not None:
+            before()
+        proc.send_signal(sig)
+        proc.wait(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=30)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines), None)

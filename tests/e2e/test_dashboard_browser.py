@@ -1,10 +1,13 @@
-"""``itwinai-ray dashboard`` in a real browser, on tutorial 02's run while it trains (issue 17).
+"""Tutorial 02 runs as its README writes it, and ``itwinai-ray dashboard`` shows its HPO live
+in a real browser (issue 17).
 
-The run is tutorial 02 as written but with ``epochs=2`` (4 trials of 2-process DDP groups,
-two at a time: about a minute on 2 cores). Once the journal holds a finished trial and a
-running one, the dashboard starts on a free loopback port and headless chromium (Debian's
-``chromium`` + ``chromium-driver``, installed by ``.ci/run``) reads the rendered pages; after
-the run, the page must agree with ``results.json``. The screenshot of the study page goes to
+The tutorial's first bash block (a plain run, the HPO: 4 trials of 2-process DDP groups, two
+at a time, and the best config re-run) runs verbatim, as in test_tutorials_e2e.py. Once the
+HPO's journal holds a finished trial and a running one, the dashboard starts on a free
+loopback port and headless chromium (Debian's ``chromium`` + ``chromium-driver``, installed by
+``.ci/run``) reads the rendered pages; after the run, the page must agree with
+``results.json``. One run serves both checks: the tutorial's HPO is the run the dashboard
+watches. The screenshot of the study page goes to
 ``$DASHBOARD_SCREENSHOT`` when set: ``docs/img/dashboard.png`` is made this way (README,
 "Watching and reading results"), else into the test's tmp directory.
 """
@@ -22,9 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit import PYTHON, ROOT, free_port, subprocess_env
+import yaml
+from testkit import (
+    PYTHON,
+    ROOT,
+    bash_blocks,
+    bash_env,
+    free_port,
+    subprocess_env,
+    tutorial_workdir,
+)
 
-HPO = ROOT / "tutorials" / "02-distributed-hpo" / "hpo.yaml"
+TUTORIAL = ROOT / "tutorials" / "02-distributed-hpo" / "README.md"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 STUDY = "distributed-hpo"
 #: How long one page may take to show what it should (it polls the server by itself).
@@ -151,23 +163,52 @@ def _check_final_page(browser: Any, url: str, experiment: Path, shot: Path) -> N
     assert browser.save_screenshot(str(shot))
 
 
-@pytest.mark.timeout(420)
-def test_dashboard_shows_the_tutorial_run_live_in_a_browser(tmp_path, browser) -> None:
-    log = tmp_path / "run.log"
-    experiment = tmp_path / "runs" / STUDY
-    with log.open("w") as out:
-        run = subprocess.Popen(
-            [PYTHON, "-m", "itwinai_ray.cli", "exec-pipeline", "--config", str(HPO),
-             f"run_dir={tmp_path / 'runs'}", "epochs=2"],
-            cwd=tmp_path, env=subprocess_env(), stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
+def _check_tutorial_results(experiment: Path, stderr: str) -> None:
+    """What tutorial 02 promises: 4 trials of 2-process DDP groups, a runnable best config."""
+    results = json.loads((experiment / "results.json").read_text())
+    trials = results["trials"]
+    assert len(trials) == 4
+    assert all(t["status"] != "error" for t in trials), trials
+    reports = [json.loads(line) for f in experiment.glob("*/result.json")
+               for line in f.read_text().splitlines() if line.strip()]
+    assert len(reports) >= 4
+    assert {r["world_size"] for r in reports} == {2}  # every trial was a 2-process DDP group
+    best = results["best"]["config"]
+    best_config = yaml.safe_load((experiment / "best_config.yaml").read_text())
+    trainer = best_config["training_pipeline"]["init_args"]["steps"][2]
+    assert trainer["class_path"] == "itwinai_ray.examples.digits.DigitsTrainer"
+    assert trainer["init_args"]["config"]["optim_lr"] == pytest.approx(best["optim_lr"])
+    assert trainer["init_args"]["config"]["hidden_size"] == best["hidden_size"]
+    assert stderr.count("epoch 4/4") >= 2  # the plain run and the best-config re-run
+
+
+def _stop_group(run: subprocess.Popen) -> None:
+    """Stop the tutorial's commands and their Ray as Ctrl-C does (after a failed check)."""
+    if run.poll() is None:
+        os.killpg(run.pid, signal.SIGINT)
+        try:
+            run.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+
+
+@pytest.mark.timeout(600)
+def test_02_runs_as_written_and_the_dashboard_shows_it_live(tmp_path, browser) -> None:
+    cwd = tutorial_workdir(tmp_path)
+    experiment = cwd / "runs" / STUDY / STUDY
+    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        run = subprocess.Popen(["bash", "-euo", "pipefail", "-c", bash_blocks(TUTORIAL)[0]],
+                               cwd=cwd, env=bash_env(), stdout=stdout, stderr=stderr,
+                               text=True, start_new_session=True)
     dashboard = None
     try:
-        _wait_until_live(experiment, run, log)
+        _wait_until_live(experiment, run, err)
         dashboard, url = _start_dashboard(experiment)
-        _check_live_page(browser, url, experiment)
-        assert run.poll() is None, "the run ended before the page was read: not a live view"
-        assert run.wait(timeout=300) == 0, log.read_text()[-3000:]
+        _check_live_page(browser, url, experiment)  # shows a trial "Running"
+        assert run.wait(timeout=480) == 0, f"{out.read_text()[-3000:]}\n{err.read_text()[-5000:]}"
+        _check_tutorial_results(experiment, err.read_text())
         shot = Path(os.environ.get("DASHBOARD_SCREENSHOT") or tmp_path / "dashboard.png")
         _check_final_page(browser, url, experiment, shot)
         assert _stop(dashboard, signal.SIGINT) == 0  # Ctrl-C stops it cleanly
@@ -175,10 +216,4 @@ def test_dashboard_shows_the_tutorial_run_live_in_a_browser(tmp_path, browser) -
     finally:
         if dashboard is not None:
             _stop(dashboard, signal.SIGKILL)
-        if run.poll() is None:  # a failed check: stop the run and its Ray as Ctrl-C does
-            os.killpg(run.pid, signal.SIGINT)
-            try:
-                run.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(run.pid, signal.SIGKILL)
-                run.wait()
+        _stop_group(run)

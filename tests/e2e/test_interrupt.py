@@ -4,50 +4,27 @@ same) stops in order, says so, exits 75, and --resume finishes it without redoin
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
-from testkit import PYTHON, ROOT, subprocess_env
+from testkit import DEMO_RAY, demo_command, signal_when, subprocess_env
 
-HPO = ROOT / "tutorials" / "00-digits-pipeline" / "hpo.yaml"
-RAY = "training_pipeline.init_args.steps.2.init_args"
 EXIT_INTERRUPTED = 75
-
-
 EPOCHS = 20
 
 
 def _command(run_dir: Path, *extra: str) -> list[str]:
     """The demo: 2 trials of 2 DDP workers, both at once, FIFO (each runs to the end)."""
-    return [PYTHON, "-m", "itwinai_ray.cli", "exec-pipeline", "--config", str(HPO),
-            f"epochs={EPOCHS}", "num_samples=2", f"run_dir={run_dir}",
-            f"{RAY}.tune_config.scheduler=fifo", *extra]
+    return demo_command(run_dir, f"epochs={EPOCHS}", "num_samples=2",
+                        f"{DEMO_RAY}.tune_config.scheduler=fifo", *extra)
 
 
 def _interrupt_after_first_reports(run_dir: Path, sig: int) -> subprocess.CompletedProcess:
     """Run, and send ``sig`` once the progress view shows a first reported value."""
-    proc = subprocess.Popen(_command(run_dir), cwd=run_dir.parent, env=subprocess_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    reported = threading.Event()
-
-    def read() -> None:
-        for line in proc.stdout:
-            lines.append(line)
-            if re.search(r"\| best val_loss \(.*\): \d", line):
-                reported.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    assert reported.wait(240), "".join(lines)
-    proc.send_signal(sig)
-    proc.wait(timeout=240)
-    reader.join(timeout=30)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines), None)
+    return signal_when(_command(run_dir), r"\| best val_loss \(.*\): \d", sig,
+                       cwd=run_dir.parent, wait_s=240)
 
 
 @pytest.mark.timeout(600)

@@ -1,4 +1,5 @@
-"""The tutorials, run as their READMEs write them (every ```bash block, verbatim).
+"""The tutorials, run as their READMEs write them (every ```bash block, verbatim). Tutorial
+02 runs in tests/e2e/test_dashboard_browser.py, which watches its HPO live in a browser.
 
 Each block runs with ``bash -e`` in a fresh directory that links ``tutorials/`` and
 ``scripts/``, so the results land in the test's own ``runs/``. The assertions read the
@@ -8,37 +9,11 @@ files the commands produce.
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
-from testkit import ROOT, subprocess_env
-
-TUTORIALS = ROOT / "tutorials"
-
-
-def bash_blocks(readme: Path) -> list[str]:
-    return re.findall(r"```bash\n(.*?)```", readme.read_text(), flags=re.S)
-
-
-def workdir(tmp_path: Path) -> Path:
-    for name in ("tutorials", "scripts"):
-        (tmp_path / name).symlink_to(ROOT / name)
-    return tmp_path
-
-
-def run_bash(block: str, cwd: Path, timeout: int) -> subprocess.CompletedProcess:
-    env = subprocess_env()
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"{block}\n--- stdout\n{proc.stdout[-3000:]}\n" \
-                                 f"--- stderr\n{proc.stderr[-5000:]}"
-    return proc
+from testkit import TUTORIALS, bash_blocks, run_bash
+from testkit import tutorial_workdir as workdir
 
 
 @pytest.mark.timeout(600)
@@ -89,25 +64,3 @@ def test_run_trial_template_tunes_the_quickstart_pipeline(tmp_path) -> None:
     best_config = yaml.safe_load((experiment / "best_config.yaml").read_text())
     assert best_config["optim_lr"] == pytest.approx(results["best"]["config"]["optim_lr"])
 
-
-@pytest.mark.timeout(600)
-def test_02_distributed_hpo_runs_as_written(tmp_path) -> None:
-    cwd = workdir(tmp_path)
-    block = bash_blocks(TUTORIALS / "02-distributed-hpo" / "README.md")[0]
-    proc = run_bash(block, cwd, timeout=540)
-    experiment = cwd / "runs" / "distributed-hpo" / "distributed-hpo"
-    results = json.loads((experiment / "results.json").read_text())
-    trials = results["trials"]
-    assert len(trials) == 4
-    assert all(t["status"] != "error" for t in trials), trials
-    reports = [json.loads(line) for f in experiment.glob("*/result.json")
-               for line in f.read_text().splitlines() if line.strip()]
-    assert len(reports) >= 4
-    assert {r["world_size"] for r in reports} == {2}  # every trial was a 2-process DDP group
-    best = results["best"]["config"]
-    best_config = yaml.safe_load((experiment / "best_config.yaml").read_text())
-    trainer = best_config["training_pipeline"]["init_args"]["steps"][2]
-    assert trainer["class_path"] == "itwinai_ray.examples.digits.DigitsTrainer"
-    assert trainer["init_args"]["config"]["optim_lr"] == pytest.approx(best["optim_lr"])
-    assert trainer["init_args"]["config"]["hidden_size"] == best["hidden_size"]
-    assert proc.stderr.count("epoch 4/4") >= 2  # the plain run and the best-config re-run
