@@ -22,7 +22,7 @@ import logging
 import random
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 
@@ -33,7 +33,7 @@ from ..distributed import Strategy, get_strategy
 from ..errors import ConfigurationError
 from . import factories
 from .epochs import absorb, call_epoch_hook, evaluate_epoch, run_epoch, to_device
-from .itwinai_args import ACCEPTED_ARGS, check_arguments, checked_checkpoint
+from .itwinai_args import ACCEPTED_ARGS, RAY_ARGS, check_arguments, checked_checkpoint
 from .metrics import MetricTracker
 from .saving import (
     checkpoint_state,
@@ -98,6 +98,13 @@ class TorchTrainer(Trainer):
     ``run_name``, ``time_ray`` and the ``ray_*`` settings are accepted as in itwinai; the
     ``ray_*`` ones take effect under :class:`~itwinai_ray.RayTorchTrainer`.
     """
+
+    #: Constructor arguments that are objects or run plumbing, never hyperparameters: a
+    #: search space that names one is refused. A subclass adds its own.
+    not_tunable_args: ClassVar[frozenset[str]] = frozenset({
+        "config", "model", "strategy", "logger", "metrics", "name", "checkpoints_location",
+        "from_checkpoint", "resume_from_checkpoint", "run_name", "checkpoint_metric",
+        "checkpoint_mode", *RAY_ARGS})
 
     def __init__(
         self,
