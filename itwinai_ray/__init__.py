@@ -31,7 +31,7 @@ _EXPORTS: dict[str, str] = {
     "instantiate": "itwinai_ray.config",
     # training
     "TorchTrainer": "itwinai_ray.trainer.torch_trainer",
-    "RayTorchTrainer": "itwinai_ray.trainer.ray_trainer",
+    "RayTorchTrainer": "itwinai_ray.integrations.ray_trainer",
     "HPOResults": "itwinai_ray.tuning.results",
     "tune_pipeline": "itwinai_ray.tuning.pipeline_hpo",
     # errors

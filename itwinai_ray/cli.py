@@ -104,30 +104,28 @@ def _remember_source(pipeline: Any, args: argparse.Namespace, overrides: list[st
     """HPO steps save this pipeline's YAML into their experiment directory: `itwinai-ray
     results` then writes the ready-to-run best config of an interrupted run too."""
     from .config.loader import load_config
-    from .trainer.ray_trainer import RayTorchTrainer
+    from .integrations.steps import hpo_steps
 
-    for step in getattr(pipeline, "steps", []):
-        if isinstance(step, RayTorchTrainer):
-            step.pipeline_source = (load_config(args.config, overrides), args.pipe_key)
+    for _, step in hpo_steps(getattr(pipeline, "steps", [])):
+        step.hpo.pipeline_source = (load_config(args.config, overrides), args.pipe_key)
 
 
 def _set_resume(pipeline: Any, add_trials_to: int | None = None) -> None:
-    """--resume: every HPO step (one with RunSettings) continues its experiment (and with
+    """--resume: every HPO step (RayTorchTrainer) continues its experiment (and with
     --num-samples goes on until it holds that many trials)."""
     import dataclasses
 
-    from .tuning.settings import RunSettings
+    from .integrations.steps import hpo_steps
 
-    steps = [s for s in getattr(pipeline, "steps", []) if isinstance(getattr(s, "run", None),
-                                                                      RunSettings)]
-    if not steps:
+    drivers = [step.hpo for _, step in hpo_steps(getattr(pipeline, "steps", []))]
+    if not drivers:
         from .errors import ConfigurationError
 
         raise ConfigurationError("--resume: the pipeline has no HPO step (RayTorchTrainer) "
                                  "whose experiment could be resumed.")
-    for step in steps:
-        step.run = dataclasses.replace(step.run, resume=step.run.resume or True,
-                                       add_trials_to=add_trials_to)
+    for hpo in drivers:
+        hpo.run = dataclasses.replace(hpo.run, resume=hpo.run.resume or True,
+                                      add_trials_to=add_trials_to)
 
 
 def _output_level(args: argparse.Namespace) -> int:
@@ -143,16 +141,15 @@ def _output_settings(level: int, verbose: int, progress: bool) -> dict[str, Any]
 
 
 def _set_output(pipeline: Any, level: int) -> None:
-    """-v / -q: every HPO step (one with RunSettings) shows Ray's output / no progress."""
+    """-v / -q: every HPO step (RayTorchTrainer) shows Ray's output / no progress."""
     import dataclasses
 
-    from .tuning.settings import RunSettings
+    from .integrations.steps import hpo_steps
 
-    for step in getattr(pipeline, "steps", []):
-        run = getattr(step, "run", None)
-        if level and isinstance(run, RunSettings):
-            step.run = dataclasses.replace(
-                run, **_output_settings(level, run.verbose, run.progress))
+    for _, step in hpo_steps(getattr(pipeline, "steps", []) if level else []):
+        run = step.hpo.run
+        step.hpo.run = dataclasses.replace(
+            run, **_output_settings(level, run.verbose, run.progress))
 
 
 def _report_hpo(output: Any, pipeline: Any, args: argparse.Namespace,
@@ -165,11 +162,11 @@ def _report_hpo(output: Any, pipeline: Any, args: argparse.Namespace,
     if not isinstance(results, HPOResults):
         return EXIT_OK
     from .config.loader import load_config
-    from .trainer.ray_trainer import RayTorchTrainer
+    from .integrations.steps import find_hpo_step
     from .tuning.best_config import write_best_config
 
     _print_results(results)
-    trainer = next(s for s in pipeline.steps if isinstance(s, RayTorchTrainer))
+    _, trainer = find_hpo_step(pipeline.steps)
     if any(r.metric is not None for r in results.rows):
         written = write_best_config(results, load_config(args.config, overrides),
                                     args.pipe_key, trainer)

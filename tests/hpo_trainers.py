@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from itwinai_ray.examples.digits import DigitsTrainer
-from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
+from itwinai_ray.integrations.ray_trainer import RayTorchTrainer
 
 
 class SeenDigitsTrainer(DigitsTrainer):

@@ -23,7 +23,7 @@ ITWINAI_MODULES: dict[str, dict[str, str]] = {
     "itwinai.torch.trainer": {
         # itwinai's TorchTrainer tunes on Ray when given ray_* settings, else trains directly:
         # so does RayTorchTrainer.
-        "TorchTrainer": "itwinai_ray.trainer.ray_trainer:RayTorchTrainer"},
+        "TorchTrainer": "itwinai_ray.integrations.ray_trainer:RayTorchTrainer"},
     "itwinai.torch.distributed": {
         **{n: f"itwinai_ray.distributed:{n}" for n in _STRATEGIES},
         # itwinai's base of every strategy is this project's Strategy

@@ -127,12 +127,12 @@ def _write_best_config(exp: Experiment, args: argparse.Namespace) -> tuple[Path,
         existing = exp.path / "best_config.yaml"
         return (existing, pipe_key) if existing.is_file() else None
     from ..config.loader import load_config, load_pipeline
-    from ..trainer.ray_trainer import RayTorchTrainer
+    from ..integrations.steps import find_hpo_step
     from ..tuning.best_config import write_best_config
 
     config = load_config(source)
     pipeline = load_pipeline(source, pipe_key=pipe_key)
-    trainer = next((s for s in pipeline.steps if isinstance(s, RayTorchTrainer)), None)
+    _, trainer = find_hpo_step(pipeline.steps) or (None, None)
     if trainer is None:
         raise ConfigurationError(f"The pipeline '{pipe_key}' in {source} has no "
                                  f"RayTorchTrainer step: cannot fill in the best values.")

@@ -1,4 +1,8 @@
-"""Trainers: TorchTrainer (single process, torchrun, srun) and RayTorchTrainer (HPO on Ray)."""
+"""Trainers: TorchTrainer (single process, torchrun, srun), its lifecycle and checkpoints.
+
+``RayTorchTrainer`` (HPO on Ray) lives in :mod:`itwinai_ray.integrations`; the name here is a
+deprecated alias.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ __all__ = ["RayTorchTrainer", "TorchTrainer", "load_checkpoint", "save_checkpoin
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: ray_trainer imports the tuning package, which imports torch_trainer.
+    # Deprecated alias, lazy: RayTorchTrainer lives in itwinai_ray.integrations (above the
+    # HPO core, which this package never imports).
     if name == "RayTorchTrainer":
-        from .ray_trainer import RayTorchTrainer
+        from . import ray_trainer
 
-        return RayTorchTrainer
+        return ray_trainer.RayTorchTrainer
     raise AttributeError(f"module 'itwinai_ray.trainer' has no attribute {name!r}")

@@ -126,3 +126,66 @@ def keep_epoch_checkpoints(trainer: Any, epoch: int, metrics: dict[str, float]) 
             targets.append(trainer.checkpoints_location / "best")
     for target in targets:
         trainer.write_checkpoint(target, epoch, metrics)
+
+
+class CheckpointMethods:
+    """The trainer's checkpoint and report members (itwinai 0.4's names), delegating to the
+    functions above. A mixin of TorchTrainer."""
+
+    def load_checkpoint_states(self) -> None:
+        """itwinai's ``model_state_dict`` / ``optimizer_state_dict`` / ``lr_scheduler_state_dict``
+        from ``from_checkpoint``, for model hooks that restore them themselves."""
+        if (Path(self.from_checkpoint) / MODEL_FILE).is_file():
+            states = read_checkpoint_states(self.from_checkpoint)
+            self.model_state_dict = states["model"]
+            self.optimizer_state_dict = states["optimizer"]
+            self.lr_scheduler_state_dict = states["lr_scheduler"]
+
+    def ray_report(self, metrics: dict[str, float], checkpoint_file: str | Path | None = None,
+                   checkpoint_dir: str | Path | None = None,
+                   checkpoint_data: Any | None = None) -> None:
+        """Report metrics (and a checkpoint) to the tuner, as itwinai's ``ray_report``.
+
+        For trainers that override ``train()``: call it once per epoch on every rank. The
+        checkpoint is a file (``checkpoint_file``, kept under its name), a directory
+        (``checkpoint_dir``) or any object (``checkpoint_data``, saved with ``torch.save`` as
+        ``ckpt.pt``). Outside a tuning run this does nothing. Once a trainer reports itself,
+        the framework never reports the same epoch again. A resumed trial finds the
+        checkpoint with :meth:`get_ray_checkpoint_dir` (or ``ray.train.get_checkpoint()``).
+        """
+        report_to_tuner(self, metrics, checkpoint_file, checkpoint_dir, checkpoint_data)
+
+    def get_ray_checkpoint_dir(self) -> str | None:
+        """The checkpoint directory a resumed trial starts from (None: a fresh trial)."""
+        return self.ray_checkpoint_dir
+
+    def write_checkpoint(self, directory: str | Path, epoch: int,
+                         metrics: dict[str, float] | None = None) -> Path:
+        """Write a checkpoint through the strategy, on every rank together (a collective):
+        the main worker writes it, or every rank its shard (DeepSpeed)."""
+        return self.strategy.save_checkpoint(
+            directory, self.model, self.optimizer, self.lr_scheduler,
+            state=checkpoint_state(self, epoch, metrics), config=self.config.model_dump())
+
+    def save_checkpoint(self, name: str, best_validation_metric: Any = None,
+                        checkpoints_root: str | Path | None = None,
+                        force: bool = False) -> str | None:
+        """itwinai's checkpoint call: ``<checkpoints_root or checkpoints_location>/<name>``.
+
+        Written by the main worker only (no other rank waits) when ``force`` is true or the
+        epoch is a multiple of ``checkpoint_every``; returns the directory, else None. It
+        holds model, optimizer, scheduler, state and config, and is what ``from_checkpoint``
+        resumes from. With DeepSpeed it holds the model weights only; use the framework's
+        checkpoints (``save_best``/``checkpoint_every``) for the ZeRO optimizer shards.
+        """
+        return save_named_checkpoint(self, name, best_validation_metric, checkpoints_root, force)
+
+    def load_checkpoint(self, directory: str | Path | None = None) -> dict[str, Any]:
+        """Restore model, optimizer, scheduler and the epoch counter from a checkpoint.
+
+        ``directory`` defaults to ``from_checkpoint``, else (in a trial resumed by the tuner)
+        the trial's checkpoint. Called before the model exists, it keeps the states in
+        ``model_state_dict`` / ``optimizer_state_dict`` / ``lr_scheduler_state_dict``. A
+        checkpoint written by ``ray_report(checkpoint_data=obj)`` returns ``obj``.
+        """
+        return load_into(self, directory)

@@ -11,9 +11,11 @@ Lifecycle of :meth:`TorchTrainer.execute` (the same under RayTorchTrainer, in ev
    epoch's metrics (means over ranks) are logged, checkpointed and reported
 8. cleanup (logger, process group) in ``finally``
 
-Epoch mechanics live in :mod:`.epochs`, itwinai's checkpoint calls in :mod:`.saving`, the
-itwinai-only constructor arguments in :mod:`.itwinai_args`. The class is long because its
-public surface is itwinai's (about 35 documented members); each body is short.
+This module holds the constructor, the state and the lifecycle. The members users override
+or call are mixins of one concept each: the setup hooks (:mod:`.hooks`), the loop with its
+epoch and step hooks (:mod:`.loop`; one epoch's mechanics in :mod:`.epochs`) and the
+checkpoint calls (:mod:`.saving`). The itwinai-only constructor arguments are checked in
+:mod:`.itwinai_args`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import logging
 import random
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 
@@ -32,16 +34,11 @@ from ..config.training import TrainingConfiguration, make_training_config
 from ..distributed import Strategy, get_strategy
 from ..errors import ConfigurationError
 from . import factories
-from .epochs import absorb, call_epoch_hook, evaluate_epoch, run_epoch, to_device
-from .itwinai_args import ACCEPTED_ARGS, check_arguments, checked_checkpoint
+from .hooks import SetupHooks
+from .itwinai_args import ACCEPTED_ARGS, RAY_ARGS, check_arguments, checked_checkpoint
+from .loop import TrainingLoop
 from .metrics import MetricTracker
-from .saving import (
-    checkpoint_state,
-    keep_epoch_checkpoints,
-    load_into,
-    report_to_tuner,
-    save_named_checkpoint,
-)
+from .saving import CheckpointMethods
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +58,7 @@ class EpochReporter(Protocol):
                checkpoint_dir: str | Path | None, checkpoint_data: dict[str, Any] | None) -> None: ...
 
 
-class TorchTrainer(Trainer):
+class TorchTrainer(TrainingLoop, SetupHooks, CheckpointMethods, Trainer):
     """Trains a PyTorch model with a fixed lifecycle and user-overridable hooks.
 
     The constructor and the members are itwinai 0.4's (docs/itwinai-compat.md lists each, with
@@ -98,6 +95,13 @@ class TorchTrainer(Trainer):
     ``run_name``, ``time_ray`` and the ``ray_*`` settings are accepted as in itwinai; the
     ``ray_*`` ones take effect under :class:`~itwinai_ray.RayTorchTrainer`.
     """
+
+    #: Constructor arguments that are objects or run plumbing, never hyperparameters: a
+    #: search space that names one is refused. A subclass adds its own.
+    not_tunable_args: ClassVar[frozenset[str]] = frozenset({
+        "config", "model", "strategy", "logger", "metrics", "name", "checkpoints_location",
+        "from_checkpoint", "resume_from_checkpoint", "run_name", "checkpoint_metric",
+        "checkpoint_mode", *RAY_ARGS})
 
     def __init__(
         self,
@@ -237,17 +241,6 @@ class TorchTrainer(Trainer):
             if callable(getattr(metric, "to", None)):
                 self.metrics[name] = metric.to(self.device)
 
-    def load_checkpoint_states(self) -> None:
-        """itwinai's ``model_state_dict`` / ``optimizer_state_dict`` / ``lr_scheduler_state_dict``
-        from ``from_checkpoint``, for model hooks that restore them themselves."""
-        from .checkpoint import MODEL_FILE, read_checkpoint_states
-
-        if (Path(self.from_checkpoint) / MODEL_FILE).is_file():
-            states = read_checkpoint_states(self.from_checkpoint)
-            self.model_state_dict = states["model"]
-            self.optimizer_state_dict = states["optimizer"]
-            self.lr_scheduler_state_dict = states["lr_scheduler"]
-
     def _reset_run_state(self) -> None:
         """Each execute() starts fresh: no history, best value, loader or epoch from an
         earlier run."""
@@ -344,235 +337,3 @@ class TorchTrainer(Trainer):
             if self.model is not None:  # never left wrapped on a destroyed process group
                 self.model = self.strategy.unwrap(self.model)
             self.strategy.clean_up()
-
-    # ------------------------------------------------------------------ hooks
-    def create_dataloaders(self, train_dataset: Any, validation_dataset: Any = None,
-                           test_dataset: Any = None) -> None:
-        """Build the dataloaders through the strategy (DistributedSampler when distributed)."""
-        cfg = self.config
-        common = {"batch_size": cfg.batch_size, "num_workers": cfg.num_workers_dataloader,
-                  "pin_memory": cfg.pin_gpu_memory, "seed": self.random_seed or 0,
-                  "generator": self.torch_rng}
-        self.train_dataloader = self.strategy.create_dataloader(
-            train_dataset, shuffle=cfg.shuffle_train, **common)
-        if validation_dataset is not None:
-            self.validation_dataloader = self.strategy.create_dataloader(
-                validation_dataset, shuffle=cfg.shuffle_validation, **common)
-        if test_dataset is not None:
-            self.test_dataloader = self.strategy.create_dataloader(
-                test_dataset, shuffle=cfg.shuffle_test, **common)
-
-    def create_model_loss_optimizer(self) -> None:
-        """Build loss, optimizer and LR scheduler from the config, for ``self.model``.
-
-        An override may end with ``self.strategy.distributed(...)`` as in itwinai; otherwise
-        the lifecycle distributes model, optimizer and scheduler right after this hook.
-        """
-        if self.model is None:
-            raise ConfigurationError(
-                f"{type(self).__name__}: no model given. Pass model=... to the trainer, or "
-                f"override create_model_loss_optimizer() to build it."
-            )
-        self._set_loss_from_config()
-        self._set_optimizer_from_config()
-        self._set_lr_scheduler_from_config()
-
-    def _set_optimizer_from_config(self) -> None:
-        """``self.optimizer`` from ``config.optimizer`` (itwinai's helper name)."""
-        self.optimizer = factories.make_optimizer(self.config, self.model.parameters())
-
-    def _set_lr_scheduler_from_config(self) -> None:
-        """``self.lr_scheduler`` from ``config.lr_scheduler`` (None when unset)."""
-        self.lr_scheduler = factories.make_lr_scheduler(self.config, self.optimizer, self.epochs)
-
-    def _set_loss_from_config(self) -> None:
-        """``self.loss`` from ``config.loss``."""
-        self.loss = factories.make_loss(self.config)
-
-    def get_default_distributed_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``strategy.distributed`` (DeepSpeed: the micro-batch size)."""
-        return self.strategy.default_distributed_kwargs(self.config)
-
-    def train(self) -> None:
-        """The epoch loop. Override only to replace the loop entirely."""
-        for epoch in range(self.current_epoch, self.epochs):
-            self.current_epoch = epoch
-            self._begin_epoch()  # also when an overridden set_epoch() skips super()
-            call_epoch_hook(self, self.set_epoch)
-            absorb(self, call_epoch_hook(self, self.train_epoch), "train")
-            if self.validation_dataloader is not None:
-                if (epoch + 1) % self.validate_every == 0 or not self._last_val_metrics:
-                    absorb(self, call_epoch_hook(self, self.validation_epoch), "val")
-                    self._last_val_metrics = {k: v for k, v in self.epoch_metrics.items()
-                                              if k.startswith("val_")}
-                # On epochs without validation the last validation values carry forward, so
-                # "loss" never switches between training and validation loss.
-                self.epoch_metrics = {**self._last_val_metrics, **self.epoch_metrics}
-            if (self.test_every and (epoch + 1) % self.test_every == 0
-                    and self.test_dataloader is not None):
-                absorb(self, call_epoch_hook(self, self.test_epoch), "test")
-            self._finish_pending_epoch()
-
-    def set_epoch(self, epoch: int | None = None) -> None:
-        """Start an epoch: step the LR scheduler (from the second epoch on) and reshuffle
-        the distributed samplers. Call it first in each epoch of an overridden ``train()``.
-
-        ``epoch`` (the pre-0.4 spelling) sets ``current_epoch``; by default it is kept.
-        """
-        if epoch is not None:
-            self.current_epoch = epoch
-        self._begin_epoch()  # ends a custom loop's previous epoch
-        if self.current_epoch > 0 and self.lr_scheduler is not None and not isinstance(
-                self.lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.lr_scheduler.step()
-        for loader in (self.train_dataloader, self.validation_dataloader, self.test_dataloader):
-            if loader is not None:
-                self.strategy.set_epoch(loader, self.current_epoch)
-
-    def _begin_epoch(self) -> None:
-        """Open ``current_epoch`` (once): end the open one, start collecting its metrics."""
-        if self._pending_epoch == self.current_epoch:
-            return
-        self._finish_pending_epoch()
-        self.epoch_metrics = {}
-        self._pending_epoch = self.current_epoch
-
-    def _finish_pending_epoch(self) -> None:
-        """End the open epoch: scheduler on plateau, history, logging, checkpoints, report."""
-        epoch, self._pending_epoch = self._pending_epoch, None
-        metrics = self.epoch_metrics
-        if epoch is None or not metrics:
-            return
-        if "val_loss" in metrics or "train_loss" in metrics:
-            metrics["loss"] = metrics.get("val_loss", metrics.get("train_loss"))
-        if isinstance(self.lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.lr_scheduler.step(metrics.get("loss", float("nan")))
-        self.history.append(dict(metrics))
-        self.on_epoch_end(epoch, metrics)
-        if self.reporter is not None:
-            self.reporter.on_epoch_end(self, epoch, metrics)
-
-    def train_epoch(self, epoch: int | None = None) -> torch.Tensor:
-        """One pass over the training data; returns the mean training loss over ranks.
-
-        Its metrics (``train_*``, means over ranks) are in ``self.epoch_metrics``.
-        """
-        self.model.train()
-        return run_epoch(self, self.train_dataloader, self.train_step, "train")
-
-    def validation_epoch(self, epoch: int | None = None) -> torch.Tensor | None:
-        """One pass over the validation data (None without one); ``val_*`` metrics."""
-        return evaluate_epoch(self, self.validation_dataloader, self.validation_step, "val")
-
-    def test_epoch(self, epoch: int | None = None) -> torch.Tensor | None:
-        """One pass over the test data (None without one); ``test_*`` metrics."""
-        return evaluate_epoch(self, self.test_dataloader, self.test_step, "test")
-
-    def update_metrics(self, pred: Any, target: Any) -> dict[str, float]:
-        """Feed one batch to the user metrics (call from custom train/validation steps)."""
-        return self._tracker.update(pred, target) if self.metrics else {}
-
-    def compute_metrics(self, true: Any, pred: Any, logger_step: int,
-                        batch_idx: int | None = None, stage: str = "train") -> dict[str, Any]:
-        """itwinai's per-batch metrics: feed the user metrics, log and return the values.
-
-        The epoch values (``<stage>_<name>``, means over ranks) follow in the epoch metrics.
-        """
-        pred = pred.detach() if hasattr(pred, "detach") else pred
-        # In a built-in epoch its tracker also accumulates the epoch value; elsewhere (a
-        # custom loop) the metrics give this batch's values only.
-        tracker = self._tracker if self._tracker.metrics else MetricTracker(self.metrics)
-        values = tracker.update(pred, true, with_values=True) if self.metrics else {}
-        for m_name, value in values.items():
-            self.log(value, f"{stage}_{m_name}", kind="metric", step=logger_step,
-                     batch_idx=batch_idx)
-        return values
-
-    def train_step(self, batch: Any, batch_idx: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """One optimisation step on ``(x, y)``; returns the loss and per-batch metrics."""
-        x, y = to_device(batch, self.device)
-        self.strategy.zero_grad(self.optimizer)
-        pred = self.model(x)
-        loss = self.loss(pred, y)
-        self.strategy.backward(loss, self.model)  # DeepSpeed: engine.backward
-        if self.config.gradient_clip_norm:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.gradient_clip_norm)
-        self.strategy.optimizer_step(self.model, self.optimizer)  # DeepSpeed: engine.step
-        return loss, self.update_metrics(pred.detach(), y)
-
-    def validation_step(self, batch: Any, batch_idx: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss and metrics of one validation batch (gradients are off)."""
-        x, y = to_device(batch, self.device)
-        pred = self.model(x)
-        return self.loss(pred, y), self.update_metrics(pred, y)
-
-    def test_step(self, batch: Any, batch_idx: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss and metrics of one test batch (as ``validation_step``)."""
-        return self.validation_step(batch, batch_idx)
-
-    def log(self, item: Any, identifier: str | list[str], kind: str = "metric",
-            step: int | None = None, batch_idx: int | None = None, **kwargs: Any) -> None:
-        """Log ``item`` under ``identifier`` with the trainer's logger (nothing without one)."""
-        if self.logger is not None:
-            self.logger.log(item, identifier, kind=kind, step=step, batch_idx=batch_idx,
-                            **kwargs)
-
-    # ------------------------------------------------------------------ epoch end
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Log, checkpoint and report one epoch. RayTorchTrainer extends this to report to Tune."""
-        if self.strategy.is_main_worker:
-            text = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-            log.info("epoch %d/%d %s", epoch + 1, self.epochs, text)
-        if self.logger is not None:
-            for key, value in metrics.items():
-                self.logger.log(value, key, kind="metric", step=epoch)
-        keep_epoch_checkpoints(self, epoch, metrics)
-
-    def ray_report(self, metrics: dict[str, float], checkpoint_file: str | Path | None = None,
-                   checkpoint_dir: str | Path | None = None,
-                   checkpoint_data: Any | None = None) -> None:
-        """Report metrics (and a checkpoint) to the tuner, as itwinai's ``ray_report``.
-
-        For trainers that override ``train()``: call it once per epoch on every rank. The
-        checkpoint is a file (``checkpoint_file``, kept under its name), a directory
-        (``checkpoint_dir``) or any object (``checkpoint_data``, saved with ``torch.save`` as
-        ``ckpt.pt``). Outside a tuning run this does nothing. Once a trainer reports itself,
-        the framework never reports the same epoch again. A resumed trial finds the
-        checkpoint with :meth:`get_ray_checkpoint_dir` (or ``ray.train.get_checkpoint()``).
-        """
-        report_to_tuner(self, metrics, checkpoint_file, checkpoint_dir, checkpoint_data)
-
-    def get_ray_checkpoint_dir(self) -> str | None:
-        """The checkpoint directory a resumed trial starts from (None: a fresh trial)."""
-        return self.ray_checkpoint_dir
-
-    def write_checkpoint(self, directory: str | Path, epoch: int,
-                         metrics: dict[str, float] | None = None) -> Path:
-        """Write a checkpoint through the strategy, on every rank together (a collective):
-        the main worker writes it, or every rank its shard (DeepSpeed)."""
-        return self.strategy.save_checkpoint(
-            directory, self.model, self.optimizer, self.lr_scheduler,
-            state=checkpoint_state(self, epoch, metrics), config=self.config.model_dump())
-
-    def save_checkpoint(self, name: str, best_validation_metric: Any = None,
-                        checkpoints_root: str | Path | None = None,
-                        force: bool = False) -> str | None:
-        """itwinai's checkpoint call: ``<checkpoints_root or checkpoints_location>/<name>``.
-
-        Written by the main worker only (no other rank waits) when ``force`` is true or the
-        epoch is a multiple of ``checkpoint_every``; returns the directory, else None. It
-        holds model, optimizer, scheduler, state and config, and is what ``from_checkpoint``
-        resumes from. With DeepSpeed it holds the model weights only; use the framework's
-        checkpoints (``save_best``/``checkpoint_every``) for the ZeRO optimizer shards.
-        """
-        return save_named_checkpoint(self, name, best_validation_metric, checkpoints_root, force)
-
-    def load_checkpoint(self, directory: str | Path | None = None) -> dict[str, Any]:
-        """Restore model, optimizer, scheduler and the epoch counter from a checkpoint.
-
-        ``directory`` defaults to ``from_checkpoint``, else (in a trial resumed by the tuner)
-        the trial's checkpoint. Called before the model exists, it keeps the states in
-        ``model_state_dict`` / ``optimizer_state_dict`` / ``lr_scheduler_state_dict``. A
-        checkpoint written by ``ray_report(checkpoint_data=obj)`` returns ``obj``.
-        """
-        return load_into(self, directory)

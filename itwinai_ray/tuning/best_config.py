@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigurationError
 from .results import HPOResults, best_pipeline_config, write_yaml
 
 log = logging.getLogger(__name__)
@@ -29,32 +28,21 @@ def _pipeline_node(config: Mapping[str, Any], pipe_key: str) -> tuple[Any, list[
     return node, pipe_key.split(".")
 
 
-def find_hpo_step(config: Mapping[str, Any], pipe_key: str) -> list[Any] | None:
-    """Location (list of keys) of the first RayTorchTrainer step of the pipeline, or None."""
-    from ..config.instantiate import resolve_target
-    from ..trainer.ray_trainer import RayTorchTrainer
+def hpo_step_location(config: Mapping[str, Any], pipe_key: str) -> list[Any] | None:
+    """Location (list of keys) of the first RayTorchTrainer step of the pipeline config, or
+    None; the config is read, never built."""
+    from ..integrations.steps import find_hpo_step
 
     node, location = _pipeline_node(config, pipe_key)
     steps, sub = _steps(node)
-    items = steps.items() if isinstance(steps, Mapping) else enumerate(steps or [])
-    for key, step in items:
-        path = step.get("class_path") or step.get("_target_") if isinstance(step, Mapping) else None
-        if not path:
-            continue
-        try:
-            cls = resolve_target(path)
-        except ConfigurationError as exc:  # a step that does not import is not ours
-            log.debug("Best config: step %r skipped (%s).", key, exc)
-            continue
-        if isinstance(cls, type) and issubclass(cls, RayTorchTrainer):
-            return [*location, *sub, key]
-    return None
+    found = find_hpo_step(steps)
+    return [*location, *sub, found[0]] if found is not None else None
 
 
 def write_best_config(results: HPOResults, config: Mapping[str, Any], pipe_key: str,
                       trainer: Any, path: str | Path | None = None) -> Path | None:
     """Fill the best values into ``config`` and write it; returns the file, or None."""
-    location = find_hpo_step(config, pipe_key)
+    location = hpo_step_location(config, pipe_key)
     if location is None:
         log.warning("No RayTorchTrainer step found in '%s': best config not written.", pipe_key)
         return None

@@ -63,12 +63,12 @@ class PipelineTrial:
 
 def the_trainer(pipeline: Any, pipe_key: str) -> Any:
     """The one TorchTrainer step of ``pipeline`` (the one that reports to Tune)."""
-    from ..trainer.ray_trainer import RayTorchTrainer
+    from ..integrations.steps import find_hpo_step
     from ..trainer.torch_trainer import TorchTrainer
 
     steps = list(getattr(pipeline, "steps", []) or [])
     steps = list(steps.values()) if isinstance(steps, Mapping) else steps
-    if any(isinstance(s, RayTorchTrainer) for s in steps):
+    if find_hpo_step(steps) is not None:
         raise ConfigurationError(
             f"Pipeline '{pipe_key}' already tunes itself with a RayTorchTrainer step: run it "
             f"with 'itwinai-ray exec-pipeline', or use its plain TorchTrainer with "

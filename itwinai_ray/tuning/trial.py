@@ -35,7 +35,8 @@ def config_keys(trainer: TorchTrainer) -> set[str]:
 
 
 def attribute_keys(trainer: TorchTrainer) -> set[str]:
-    """Constructor arguments that the trainer stores under the same name (e.g. ``epochs``)."""
+    """Constructor arguments that the trainer stores under the same name (e.g. ``epochs``),
+    with a plain value, except its plumbing (``not_tunable_args``)."""
     import inspect
 
     names: set[str] = set()
@@ -46,17 +47,8 @@ def attribute_keys(trainer: TorchTrainer) -> set[str]:
         for p in inspect.signature(init).parameters.values():
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
                 names.add(p.name)
-    return {n for n in names if n not in NOT_TUNABLE and hasattr(trainer, n)
+    return {n for n in names if n not in trainer.not_tunable_args and hasattr(trainer, n)
             and isinstance(getattr(trainer, n), (int, float, str, bool, type(None)))}
-
-
-#: Constructor arguments that are objects or plumbing, never hyperparameters.
-NOT_TUNABLE = {"config", "trainer", "model", "strategy", "logger", "metrics", "name",
-                "checkpoints_location", "resume_from_checkpoint", "scaling_config",
-                "tune_config", "run_config", "search_space", "ray_init", "ray_scaling_config",
-                "ray_tune_config", "ray_run_config", "ray_search_space", "from_checkpoint",
-                "ray_torch_config", "ray_data_config", "run_name", "checkpoint_metric",
-                "checkpoint_mode"}
 
 
 def apply_trial_values(trainer: TorchTrainer, values: Mapping[str, Any]) -> None:

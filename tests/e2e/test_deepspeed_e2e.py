@@ -81,7 +81,7 @@ def test_ray_hpo_with_deepspeed_resumes_after_a_failure(ray_cluster, digits_spli
                                                         tmp_path: Path) -> None:
     from hpo_trainers import FailOnceTrainer
 
-    from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
+    from itwinai_ray.integrations.ray_trainer import RayTorchTrainer
 
     strategy = {"name": "deepspeed", "backend": "gloo",
                 "config": {"zero_optimization": {"stage": 2}, **CPU_ADAM}}

@@ -46,7 +46,7 @@ def _started(tmp_path: Path) -> list[str]:
 
 def _experiment(tmp_path: Path, name: str, faults: list[str], digits_split: Any,
                 resume: bool = False) -> Any:
-    from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
+    from itwinai_ray.integrations.ray_trainer import RayTorchTrainer
 
     bug_file = tmp_path / "bug"
     if not resume:

@@ -70,7 +70,7 @@ def test_ray_hpo_with_horovod_one_group_per_trial(ray_cluster, digits_split,
                                                   tmp_path: Path) -> None:
     from hpo_trainers import HorovodSeenTrainer
 
-    from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
+    from itwinai_ray.integrations.ray_trainer import RayTorchTrainer
 
     trainer = RayTorchTrainer(
         trainer=HorovodSeenTrainer(epochs=2, strategy="horovod", random_seed=0,

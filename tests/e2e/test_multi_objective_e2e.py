@@ -22,7 +22,7 @@ RAY_CPUS = 4  # the local Ray of tests/e2e/conftest.py's ray_cluster
 def test_nsga2_on_val_loss_and_model_size(ray_cluster, tmp_path, digits_split) -> None:
     from search_trainers import RecordingDigitsTrainer
 
-    from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
+    from itwinai_ray.integrations.ray_trainer import RayTorchTrainer
 
     trainer = RayTorchTrainer(
         trainer=RecordingDigitsTrainer(config={"hidden_size": 16, "optim_lr": 3e-3},

@@ -19,7 +19,7 @@ def test_pbt_exploit_resumes_another_trials_checkpoint_with_a_new_lr(
         ray_cluster, tmp_path, digits_split) -> None:
     from search_trainers import RecordingDigitsTrainer
 
-    from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
+    from itwinai_ray.integrations.ray_trainer import RayTorchTrainer
 
     trainer = RayTorchTrainer(
         trainer=RecordingDigitsTrainer(config={"hidden_size": 16, "batch_size": 64,

@@ -10,7 +10,7 @@ from testkit import ROOT
 
 from itwinai_ray.config import load_pipeline
 from itwinai_ray.errors import ResourceError
-from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
+from itwinai_ray.integrations.ray_trainer import RayTorchTrainer
 from itwinai_ray.tuning.results import HPOResults
 
 CONFIG = ROOT / "tests" / "configs" / "hpo_digits.yaml"

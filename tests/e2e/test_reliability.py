@@ -13,7 +13,7 @@ import pytest
 from recording_trainers import RecordingTrainer, read_records
 
 from itwinai_ray.errors import ResourceError
-from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
+from itwinai_ray.integrations.ray_trainer import RayTorchTrainer
 
 # tests/e2e/conftest.py's ray_cluster: A local Ray with 4 logical CPUs; workers import tests/ (the recording trainer).
 RAY_CPUS = 4

@@ -3,6 +3,8 @@
 - No import cycle among itwinai_ray's modules, imports inside functions included.
 - Every module that imports Ray is in ``itwinai_ray/backends/ray/``, and at least half of
   that package's modules import Ray.
+- The trainer layer (``itwinai_ray/trainer/``) imports neither the HPO core
+  (``itwinai_ray.tuning``) nor a backend (``itwinai_ray.backends``).
 - No function over 60 lines (``LONG_FUNCTIONS``: known exceptions; a list that only shrinks).
 
 ``if TYPE_CHECKING:`` imports do not run, so they do not count.
@@ -16,6 +18,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "itwinai_ray"
 BACKEND = "itwinai_ray.backends.ray"
+TRAINER = "itwinai_ray.trainer"
+#: What the trainer layer never imports (RayTorchTrainer, which drives HPO, is an integration).
+ABOVE_THE_TRAINER = ("itwinai_ray.tuning", "itwinai_ray.backends")
 MAX_FUNCTION_LINES = 60
 
 #: (module, function) -> why it is still longer. Remove an entry once the function is short;
@@ -116,6 +121,20 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def trainer_imports_above(graph: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Modules of the trainer layer that import the HPO core or a backend, and what."""
+    out = {}
+    for name, deps in graph.items():
+        bad = sorted(d for d in deps if any(_within(d, p) for p in ABOVE_THE_TRAINER))
+        if _within(name, TRAINER) and bad:
+            out[name] = bad
+    return out
+
+
 def ray_importers() -> set[str]:
     mods = modules()
     known = set(mods)
@@ -146,6 +165,23 @@ def test_no_import_cycle() -> None:
     found = cycles(import_graph())
     assert not found, "Import cycles (each a set of modules that import each other):\n" + (
         "\n".join(" <-> ".join(c) for c in found))
+
+
+def test_the_trainer_imports_no_tuning_and_no_backend() -> None:
+    found = trainer_imports_above(import_graph())
+    assert not found, (f"The trainer layer ({TRAINER}) imports {' or '.join(ABOVE_THE_TRAINER)}"
+                       f" (imports inside functions included): {found}. A trainer reaches a "
+                       f"tuner through _trial_session; HPO driving lives in integrations/.")
+
+
+def test_the_trainer_rule_sees_an_import_inside_a_function(tmp_path) -> None:
+    source = tmp_path / "ray_trainer.py"
+    source.write_text("def f():\n    from ..tuning.trial import apply_trial_values\n")
+    graph = import_graph()
+    known = set(graph) | {"itwinai_ray.tuning.trial"}
+    graph[f"{TRAINER}.ray_trainer"] = set(imported(f"{TRAINER}.ray_trainer", source, known))
+    found = trainer_imports_above(graph)
+    assert found[f"{TRAINER}.ray_trainer"] == ["itwinai_ray.tuning.trial"]
 
 
 def test_only_the_ray_backend_imports_ray() -> None:

@@ -31,11 +31,11 @@ def test_the_best_config_skips_a_step_that_does_not_import_but_not_a_broken_one(
     config = {"training_pipeline": {"class_path": "itwinai_ray.Pipeline", "init_args": {
         "steps": [{"class_path": "no_such_module.Step"},
                   {"class_path": "itwinai_ray.RayTorchTrainer"}]}}}
-    assert best_config.find_hpo_step(config, "training_pipeline") is not None
+    assert best_config.hpo_step_location(config, "training_pipeline") is not None
 
     def broken(path):
         raise RuntimeError("a bug in the user's module")
 
     monkeypatch.setattr("itwinai_ray.config.instantiate.resolve_target", broken)
     with pytest.raises(RuntimeError, match="a bug"):
-        best_config.find_hpo_step(config, "training_pipeline")
+        best_config.hpo_step_location(config, "training_pipeline")

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from itwinai_ray.config.instantiate import instantiate
 from itwinai_ray.config.loader import load_yaml
 from itwinai_ray.errors import ItwinaiRayError
-from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
+from itwinai_ray.integrations.ray_trainer import RayTorchTrainer
 from itwinai_ray.tuning.experiment import resume_target
 from itwinai_ray.tuning.storage import check_storage
 
@@ -100,9 +100,9 @@ def _plan(config: dict[str, Any]) -> None:
         **config}}, "hpo_pipeline.steps.2")
     assert isinstance(trainer, RayTorchTrainer)
     plan = trainer.plan()
-    storage = trainer.run.resolved_storage_path()
-    check_storage(storage, trainer.run.min_free_disk_gb)
-    resume_target(storage, plan.name, trainer.run)
+    storage = trainer.hpo.run.resolved_storage_path()
+    check_storage(storage, trainer.hpo.run.min_free_disk_gb)
+    resume_target(storage, plan.name, trainer.hpo.run)
 
 
 def _assert_accepted_or_ours(fn: Any, *args: Any) -> None:

@@ -149,16 +149,16 @@ def test_ray_settings_on_a_plain_trainer_are_named_as_ignored(caplog) -> None:
     with caplog.at_level("WARNING", logger="itwinai_ray"):
         TorchTrainer(ray_search_space={"optim_lr": {"type": "uniform", "lower": 0, "upper": 1}})
     assert "ray_search_space is ignored" in caplog.text and "RayTorchTrainer" in caplog.text
-    assert not RayTorchTrainer().hpo_requested
-    assert RayTorchTrainer(ray_tune_config={"num_samples": 2}).hpo_requested
+    assert not RayTorchTrainer().hpo.requested
+    assert RayTorchTrainer(ray_tune_config={"num_samples": 2}).hpo.requested
 
 
 def test_ray_torch_config_is_checked_and_passed_to_ray() -> None:
     from ray.train.torch import TorchConfig
 
     trainer = RayTorchTrainer(ray_torch_config=TorchConfig(backend="gloo", timeout_s=60))
-    assert trainer.torch_settings.as_ray_kwargs() == {"backend": "gloo", "timeout_s": 60}
-    assert RayTorchTrainer(ray_torch_config={"timeout_s": 9}).torch_settings.timeout_s == 9
+    assert trainer.hpo.torch.as_ray_kwargs() == {"backend": "gloo", "timeout_s": 60}
+    assert RayTorchTrainer(ray_torch_config={"timeout_s": 9}).hpo.torch.timeout_s == 9
     with pytest.raises(ConfigurationError, match="ray_torch_config.backend"):
         RayTorchTrainer(ray_torch_config={"backend": "nccll"})
 
@@ -533,7 +533,7 @@ def test_resumes_from_a_checkpoint_written_by_itwinai(digits_split, tmp_path) ->
 
 def test_hpo_settings_under_a_launcher_train_once(monkeypatch, digits_split) -> None:
     """torchrun/srun with N processes and ray_* settings: train once, never N experiments."""
-    from itwinai_ray.trainer import ray_trainer
+    from itwinai_ray.integrations import ray_trainer
 
     monkeypatch.setattr(ray_trainer, "launched_with_several_processes", lambda: True)
 

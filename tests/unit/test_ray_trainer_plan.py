@@ -11,7 +11,7 @@ from testkit import ROOT
 
 from itwinai_ray.config import load_pipeline
 from itwinai_ray.errors import ConfigurationError, SearchSpaceError
-from itwinai_ray.trainer.ray_trainer import RayTorchTrainer
+from itwinai_ray.integrations.ray_trainer import RayTorchTrainer
 
 CONFIG = ROOT / "tests" / "configs" / "hpo_digits.yaml"
 
@@ -68,9 +68,9 @@ def test_itwinai_ray_config_objects_are_accepted() -> None:
             num_to_keep=2)),
         ray_search_space={"hidden_size": {"type": "choice", "categories": [8, 16]}},
     )
-    assert trainer.scaling.num_workers == 2
-    assert trainer.tune.num_samples == 3
-    assert trainer.run.checkpoint_num_to_keep == 2
+    assert trainer.hpo.scaling.num_workers == 2
+    assert trainer.hpo.tune.num_samples == 3
+    assert trainer.hpo.run.checkpoint_num_to_keep == 2
     plan = trainer.plan()
     # itwinai semantics: no tune_config.metric, so the scheduler's metric and mode are used
     assert (plan.metric, plan.mode) == ("val_loss", "max")
@@ -116,4 +116,4 @@ def test_unsupported_ray_config_fields_are_an_error() -> None:
     with pytest.raises(ConfigurationError, match=r"RunConfig\(stop=...\).*not supported"):
         RayTorchTrainer(ray_run_config=RunConfig(stop={"training_iteration": 3}))
     # a Ray RunConfig without storage_path keeps our default, not Ray's ~/ray_results
-    assert RayTorchTrainer(ray_run_config=RunConfig(name="x")).run.storage_path == "ray_results"
+    assert RayTorchTrainer(ray_run_config=RunConfig(name="x")).hpo.run.storage_path == "ray_results"
