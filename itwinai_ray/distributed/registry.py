@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
+from itwinai_ray._suggest import did_you_mean
 from itwinai_ray.distributed.base import Strategy
 from itwinai_ray.distributed.ddp import TorchDDPStrategy
 from itwinai_ray.distributed.deepspeed import DeepSpeedStrategy
@@ -32,8 +32,7 @@ def _lookup(name: str) -> type[Strategy]:
     key = name.strip().lower()
     if key in STRATEGIES:
         return STRATEGIES[key]
-    close = difflib.get_close_matches(key, available_strategies(), n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
+    hint = did_you_mean(key, available_strategies())
     raise StrategyError(
         f"Unknown strategy '{name}'.{hint} Available: {', '.join(available_strategies())}"
     )

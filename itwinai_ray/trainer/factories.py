@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 import torch
+
+from itwinai_ray._suggest import did_you_mean
 
 from ..config.training import TrainingConfiguration
 from ..errors import ConfigurationError
@@ -15,8 +16,7 @@ def _lookup(table: dict[str, Any], name: str, what: str, key: str) -> Any:
     try:
         return table[name.lower()]
     except KeyError:
-        close = difflib.get_close_matches(name.lower(), table, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name.lower(), table)
         raise ConfigurationError(
             f"Unknown {what} {name!r} (config key '{key}').{hint} "
             f"Available: {', '.join(sorted(table))}. For another {what}, override "

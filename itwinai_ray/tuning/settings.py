@@ -8,11 +8,12 @@ attributes are read, so this module never imports Ray.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from itwinai_ray._suggest import did_you_mean
 
 from ..errors import ConfigurationError
 from .fail_fast import parse_mode
@@ -52,8 +53,7 @@ _RAY_ALIASES = {"checkpoint_config", "failure_config", "time_budget_s"}
 def _check_keys(data: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> None:
     for key in data:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(key, allowed)
             raise ConfigurationError(
                 f"Unknown key '{key}' in {what}.{hint} Accepted keys: {', '.join(allowed)}."
             )
