@@ -5,15 +5,13 @@ Optuna with ASHA on a real local Ray: tests/e2e/test_algorithms_e2e.py.
 from __future__ import annotations
 
 import pytest
+from ray_objects import build_scheduler, build_searcher
 
 from itwinai_ray.errors import ConfigurationError, MissingDependencyError, SearchSpaceError
-from itwinai_ray.tuning import algorithms
 from itwinai_ray.tuning.algorithms import (
     SCHEDULERS,
     SEARCHERS,
     AlgorithmSpec,
-    build_scheduler,
-    build_searcher,
     resolve_metric,
     resolve_mode,
 )
@@ -211,7 +209,7 @@ def test_adding_an_algorithm_is_one_table_line(monkeypatch):
     monkeypatch.setitem(SCHEDULERS, "sync_hyperband", AlgorithmSpec(
         "ray.tune.schedulers.HyperBandScheduler", epochs_arg="max_t",
         defaults={"reduction_factor": 4}, description="HyperBand, added by one line"))
-    scheduler = algorithms.build_scheduler("sync_hyperband", "acc", "max", max_t=4)
+    scheduler = build_scheduler("sync_hyperband", "acc", "max", max_t=4)
     assert isinstance(scheduler, HyperBandScheduler)
     assert (scheduler._max_t_attr, scheduler._eta) == (4, 4)  # epochs_arg and defaults
     assert (scheduler.metric, scheduler._mode) == ("acc", "max")

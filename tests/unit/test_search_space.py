@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from itwinai_ray.errors import ConfigurationError, SearchSpaceError
+from itwinai_ray.tuning.domains import Float
 from itwinai_ray.tuning.search_space import (
     TYPES,
     build_search_space,
@@ -22,7 +23,9 @@ N = 200
 
 
 def _samples(entry: dict) -> list:
-    domain = build_search_space({"k": entry})["k"]
+    from itwinai_ray.backends.ray import translate
+
+    domain = translate.to_ray(build_search_space({"k": entry})["k"])
     values = domain.sample(size=N, random_state=np.random.default_rng(0))
     return list(values)
 
@@ -95,7 +98,7 @@ def test_grid_search_constants_and_passthrough():
     })
     assert space["g"] == {"grid_search": [1, 2]}
     assert space["raw_grid"] == {"grid_search": ["a", "b", "c"]}
-    assert space["d"] is domain
+    assert space["d"] == Float(0, 1)  # a ray.tune domain, read into a neutral one
     assert (space["epochs"], space["name"], space["nested"]) == (3, "x", {"a": 1})
     assert build_search_space(space) == space  # idempotent
     assert build_search_space(None) == {}
