@@ -72,8 +72,9 @@ class AlgorithmChoice:
 
     Attributes:
         what: ``"searcher"`` or ``"scheduler"``.
-        name: the table's short name; None for a class path (``_target_``, ``class_path``),
-            which the backend matches to a table row by its class, if it is one.
+        name: the table's short name (also for a ``_target_`` / ``class_path`` whose class
+            is a row's, which the backend tells); None for any other class path; a built
+            object's row name, else its class name.
         path: the class to build; None: the backend's own random/grid generator.
         kwargs: the user's arguments (``seed`` renamed to the class's own), without
             ``max_concurrent``.

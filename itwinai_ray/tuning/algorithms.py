@@ -128,7 +128,8 @@ def _resolve(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: A
 
 
 def resolve_searcher(spec: Any, metric: Any, mode: Any, space: Mapping[str, Any] | None, *,
-                     num_samples: int | None = None) -> tuple[AlgorithmChoice, dict[str, Any]]:
+                     num_samples: int | None = None, check: bool = True
+                     ) -> tuple[AlgorithmChoice, dict[str, Any]]:
     """Resolve the search algorithm and build the (neutral) param space that goes with it.
 
     Args:
@@ -138,6 +139,8 @@ def resolve_searcher(spec: Any, metric: Any, mode: Any, space: Mapping[str, Any]
             Lists (several metrics) are accepted by the searchers that support them.
         space: YAML or already built search space (see ``build_search_space``).
         num_samples: the number of trials, when known: Nevergrad's default ``budget``.
+        check: have the backend build the searcher once, now (False: the caller builds it
+            right away, which raises the same errors).
 
     Returns:
         ``(searcher choice, param_space)``. A choice without ``path`` means the backend's
@@ -171,7 +174,8 @@ def resolve_searcher(spec: Any, metric: Any, mode: Any, space: Mapping[str, Any]
     if choice.path is not None and limit is not None and (
             not isinstance(limit, int) or limit < 1):
         raise ConfigurationError(f"max_concurrent is {limit!r}, but must be an integer >= 1.")
-    backend.check_algorithm(choice, param_space)
+    if check:
+        backend.check_algorithm(choice, param_space)
     return choice, param_space
 
 
@@ -200,7 +204,8 @@ def scheduler_objective(spec: Any, metric: Any, mode: Any) -> tuple[str, str]:
 
 
 def resolve_scheduler(spec: Any, metric: Any, mode: Any, max_t: int | None = None, *,
-                      search_space: Mapping[str, Any] | None = None) -> AlgorithmChoice:
+                      search_space: Mapping[str, Any] | None = None,
+                      check: bool = True) -> AlgorithmChoice:
     """Resolve the trial scheduler (None -> FIFO) and have the backend check it.
 
     Args:
@@ -212,6 +217,7 @@ def resolve_scheduler(spec: Any, metric: Any, mode: Any, max_t: int | None = Non
             and what PBT's default ``perturbation_interval`` is derived from.
         search_space: the built (neutral) param space: PBT's ``hyperparam_mutations`` and
             PB2's ``hyperparam_bounds`` default to it.
+        check: as for :func:`resolve_searcher`.
 
     Raises:
         ConfigurationError: unknown name or argument, or invalid values (named).
@@ -228,7 +234,8 @@ def resolve_scheduler(spec: Any, metric: Any, mode: Any, max_t: int | None = Non
     if choice.max_concurrent is not None:
         raise ConfigurationError(f"max_concurrent belongs to the searcher, not the scheduler "
                                  f"{choice.label!r}.")
-    backend.check_algorithm(choice, search_space or {})
+    if check:
+        backend.check_algorithm(choice, search_space or {})
     return choice
 
 
@@ -264,7 +271,7 @@ def pair_scheduler(search_spec: Any, scheduler_spec: Any) -> Any:
 
 def resolve_algorithms(search_spec: Any, scheduler_spec: Any, metric: Any, mode: Any,
                        space: Mapping[str, Any] | None, max_t: int | None = None, *,
-                       num_samples: int | None = None
+                       num_samples: int | None = None, check: bool = True
                        ) -> tuple[AlgorithmChoice, dict[str, Any], AlgorithmChoice]:
     """Searcher, param space and scheduler, checked together (see :func:`pair_scheduler`).
 
@@ -273,9 +280,9 @@ def resolve_algorithms(search_spec: Any, scheduler_spec: Any, metric: Any, mode:
     metric, mode = normalize_objectives(metric, mode)
     scheduler_spec = pair_scheduler(search_spec, scheduler_spec)
     searcher, param_space = resolve_searcher(search_spec, metric, mode, space,
-                                             num_samples=num_samples)
+                                             num_samples=num_samples, check=check)
     scheduler = resolve_scheduler(scheduler_spec, metric, mode, max_t,
-                                  search_space=param_space)
+                                  search_space=param_space, check=check)
     return searcher, param_space, scheduler
 
 

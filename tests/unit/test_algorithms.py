@@ -215,3 +215,21 @@ def test_adding_an_algorithm_is_one_table_line(monkeypatch):
     assert (scheduler.metric, scheduler._mode) == ("acc", "max")
     with pytest.raises(ConfigurationError, match="Did you mean 'sync_hyperband'"):
         build_scheduler("sync_hyperbnd", "loss", "min", max_t=4)
+
+
+def test_the_core_resolves_neutral_specs_and_checks_them_before_ray():
+    """The plan holds no Ray object: names, class paths and arguments. What only the Ray
+    class can tell (a constructor argument) still fails here, before Ray starts."""
+    from itwinai_ray.tuning.algorithms import AlgorithmChoice, resolve_scheduler, resolve_searcher
+    from itwinai_ray.tuning.domains import is_domain
+
+    choice, space = resolve_searcher({"name": "optuna", "seed": 1}, "loss", "min", SPACE)
+    assert isinstance(choice, AlgorithmChoice) and choice.built is None
+    assert choice.path == "ray.tune.search.optuna.OptunaSearch" and choice.kwargs == {"seed": 1}
+    assert all(is_domain(v) for v in space.values())
+    asha = resolve_scheduler({"_target_": "ray.tune.schedulers.AsyncHyperBandScheduler"},
+                             "loss", "min", 4)
+    assert asha.name == "asha"  # the class of a table row: the row's defaults apply
+    with pytest.raises(ConfigurationError, match=r"'asha' has no argument 'grace'\. Did you "
+                                                 r"mean 'grace_period'"):
+        resolve_scheduler({"name": "asha", "grace": 1}, "loss", "min", 4)
