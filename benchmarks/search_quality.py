@@ -1,9 +1,10 @@
 """Search quality: random vs Optuna TPE vs Nevergrad (evolutionary) vs BayesOpt, same budget.
 
-Each searcher is built by itwinai_ray's own ``build_searcher`` from its YAML short name and
-driven through Ray Tune's Searcher API exactly as Tune drives it with one trial at a time
-(``set_search_properties``, then ``suggest`` / ``on_trial_complete`` per trial), on cheap
-analytic functions with a known optimum, so no cluster is needed and the numbers depend on
+Each searcher is built by itwinai_ray's own ``build_searcher`` (in
+``backends/ray/tune_objects.py``) from its YAML short name and driven through Ray Tune's
+Searcher API exactly as Tune drives it with one trial at a time (``set_search_properties``,
+then ``suggest`` / ``on_trial_complete`` per trial), on cheap analytic functions with a known
+optimum, so no cluster is needed and the numbers depend on
 the algorithms only. ``random`` samples the same Tune domains with a seeded generator.
 
 For each function, searcher and seed it records the best value found within the budget and
@@ -70,7 +71,7 @@ def run_one(spec: Any, space_yaml: dict[str, Any], fn: Callable[[dict[str, float
     """Values of the ``budget`` trials, in the order the searcher proposed them."""
     import numpy as np
 
-    from itwinai_ray.tuning.algorithms import build_searcher
+    from itwinai_ray.backends.ray.tune_objects import build_searcher
 
     np.random.seed(seed)  # nevergrad's parametrization draws its generator from numpy's
     random.seed(seed)

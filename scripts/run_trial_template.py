@@ -22,9 +22,9 @@ from typing import Any
 import ray
 from ray import tune
 
+from itwinai_ray.backends.ray import tune_objects
 from itwinai_ray.config.loader import build_pipeline, load_yaml
 from itwinai_ray.config.overrides import apply_values
-from itwinai_ray.tuning import algorithms
 from itwinai_ray.tuning.results import HPOResults, write_yaml
 
 
@@ -59,9 +59,9 @@ def main() -> None:
     max_epochs = int(raw_config.get("epochs", 8))
 
     # The same searchers and schedulers as RayTorchTrainer, by name (ADAPT: optuna, median...).
-    searcher, search_space = algorithms.build_searcher("random", metric, mode, search_space)
-    scheduler = algorithms.build_scheduler({"name": "asha", "grace_period": 2}, metric, mode,
-                                           max_t=max_epochs)
+    searcher, search_space = tune_objects.build_searcher("random", metric, mode, search_space)
+    scheduler = tune_objects.build_scheduler({"name": "asha", "grace_period": 2}, metric, mode,
+                                             max_t=max_epochs)
 
     # ADAPT: on a cluster, ray.init(address=os.environ["RAY_ADDRESS"]).
     ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False)

@@ -1,14 +1,18 @@
-"""Ray Tune searchers and schedulers by short name: two data tables plus the builders.
+"""Searchers and schedulers by short name: two data tables plus the resolvers.
 
 A spec (YAML or Python) may be ``None``, a short name (``asha``), a dict with ``name`` plus
 arguments (``{name: asha, grace_period: 2}``), a dict naming any class with ``_target_``
 (other keys, or a nested ``kwargs``, are its arguments) or ``class_path`` (+ ``init_args``),
-or an already built Ray object, which is returned as is.
+or an object the user built (e.g. a Ray searcher), which is used as is.
 
 The tables live in :mod:`.searchers` and :mod:`.schedulers`; adding an algorithm is one row.
-Ray and the optional packages are imported inside the builders only.
+A spec resolves to a neutral :class:`~._algorithm_spec.AlgorithmChoice` (name, class path,
+checked arguments); the backend builds the object when it assembles the experiment, and once
+before, through :func:`.backend.check_algorithm`, so that what only the class can check
+(its constructor's arguments, the table's ``check``, the searcher's view of the space) fails
+before the backend starts.
 
-:func:`build_algorithms` builds both and checks that they fit together: ``bohb`` gets its
+:func:`resolve_algorithms` resolves both and checks that they fit together: ``bohb`` gets its
 ``HyperBandForBOHB`` scheduler, PBT/PB2 refuse a searcher, and with several metrics
 (``metric: [val_loss, model_size]``) a scheduler other than FIFO must name its one metric.
 """
@@ -17,38 +21,22 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
-import sys
 from collections.abc import Mapping
 from typing import Any
 
 from itwinai_ray._suggest import did_you_mean
-from itwinai_ray.backends.ray import translate
 from itwinai_ray.errors import ConfigurationError, MissingDependencyError, SearchSpaceError
-from itwinai_ray.tuning._algorithm_spec import AlgorithmSpec, BuildContext
-from itwinai_ray.tuning.objective import (
-    TunedMetrics,
-    as_list,
-    check_metric_mode,
-    normalize_objectives,
-)
-from itwinai_ray.tuning.schedulers import POPULATION_BASED, SCHEDULERS
-from itwinai_ray.tuning.search_space import build_search_space, grid_keys, to_grid
-from itwinai_ray.tuning.searchers import PIP_NAMES, SEARCHERS, SEED_ARGS
+
+from . import backend
+from ._algorithm_spec import AlgorithmChoice, AlgorithmSpec, entry_of_class
+from .objective import TunedMetrics, as_list, check_metric_mode, normalize_objectives
+from .schedulers import POPULATION_BASED, SCHEDULERS
+from .search_space import build_search_space, grid_keys, to_grid
+from .searchers import PIP_NAMES, SEARCHERS, SEED_ARGS
 
 
 def _close(word: str, options: list[str]) -> str:
     return did_you_mean(word, options, cutoff=0.5, prefix=True)
-
-
-def _spec_of(cls: type, table: Mapping[str, AlgorithmSpec]) -> tuple[str, AlgorithmSpec | None]:
-    """The table entry whose class is ``cls`` (only among modules already imported)."""
-    for name, alg in table.items():
-        if alg.import_path:
-            module, _, attr = alg.import_path.rpartition(".")
-            if getattr(sys.modules.get(module), attr, None) is cls:
-                return name, alg
-    return cls.__name__, None
 
 
 def _parse(spec: Mapping[str, Any], what: str) -> tuple[str | None, str | None, dict[str, Any]]:
@@ -86,6 +74,8 @@ def spec_name(spec: Any, what: str) -> str | None:
     table = SEARCHERS if what == "searcher" else SCHEDULERS
     if spec is None:
         return next(iter(table))
+    if isinstance(spec, AlgorithmChoice):
+        return spec.label
     if isinstance(spec, str):
         return spec
     if isinstance(spec, Mapping):
@@ -97,46 +87,17 @@ def spec_name(spec: Any, what: str) -> str | None:
                 return name
         return None
     inner = getattr(spec, "searcher", None)  # a ConcurrencyLimiter
-    return _spec_of(type(inner if inner is not None else spec), table)[0]
+    return entry_of_class(type(inner if inner is not None else spec), table)[0]
 
 
-def _named_parameters(params: Mapping[str, inspect.Parameter]) -> list[str]:
-    return [p for p in params if p != "self" and params[p].kind not in
-            (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
-
-
-def _arguments(what: str, name: str, cls: type, alg: AlgorithmSpec | None,
-               kwargs: dict[str, Any], metric: Any, mode: Any, max_t: int | None,
-               ) -> tuple[dict[str, Any], Mapping[str, inspect.Parameter]]:
-    """The constructor arguments of ``cls``: the table's defaults, the given ones, and metric,
-    mode, time attribute and epochs where it takes them; an argument it lacks is an error."""
-    if "seed" in kwargs and name in SEED_ARGS:
-        kwargs[SEED_ARGS[name]] = kwargs.pop("seed")
-    kwargs = {**(alg.defaults if alg else {}), **kwargs}
-    params = inspect.signature(cls.__init__).parameters
-    accepted = _named_parameters(params)
-    injected = {"metric": metric, "mode": mode, "time_attr": "training_iteration"}
-    if alg and alg.epochs_arg and max_t is not None:
-        injected[alg.epochs_arg] = max_t
-    for key, value in injected.items():
-        if key in accepted:
-            kwargs.setdefault(key, value)
-    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for key in kwargs:
-        if key not in accepted and not var_kw:
-            raise ConfigurationError(
-                f"The {what} {name!r} has no argument {key!r}.{_close(key, accepted)} "
-                f"Accepted: {', '.join(accepted)}.")
-    return kwargs, params
-
-
-def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any, mode: Any,
-           max_t: int | None, space: Mapping[str, Any] | None = None,
-           num_samples: int | None = None) -> tuple[Any, str, AlgorithmSpec | None, int | None]:
-    """Build a searcher/scheduler. Returns (object or None, name, table entry, max_concurrent)."""
+def _resolve(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any, mode: Any,
+             max_t: int | None, num_samples: int | None = None) -> AlgorithmChoice:
+    """A searcher/scheduler spec -> its neutral choice: the name, class and options checked."""
     check_metric_mode(metric, mode)
+    context = {"metric": metric, "mode": mode, "max_t": max_t, "num_samples": num_samples}
     if spec is not None and not isinstance(spec, (str, Mapping)):
-        return spec, *_spec_of(type(spec), table), None  # a built Ray object: left alone
+        name = entry_of_class(type(spec), table)[0]  # a built object: left alone
+        return AlgorithmChoice(what, name, None, built=spec, **context)
     if spec is None or isinstance(spec, str):
         name, path, kwargs = spec or next(iter(table)), None, {}
     else:
@@ -153,65 +114,37 @@ def _build(what: str, table: Mapping[str, AlgorithmSpec], spec: Any, metric: Any
         raise ConfigurationError(f"The {what} class path must be a string, got {path!r}.")
     user_limit = "max_concurrent" in kwargs
     max_concurrent = kwargs.pop("max_concurrent", alg.max_concurrent if alg else None)
-    if path is None:
-        if kwargs:
-            raise ConfigurationError(f"The {name!r} {what} takes no options, "
-                                     f"got {sorted(kwargs)}.")
-        return None, str(name), alg, max_concurrent
-
-    cls = translate.import_class(path, what)
-    base = translate.base_class(what)
-    if not issubclass(cls, base):
-        raise ConfigurationError(f"{path!r} is not a Ray Tune {what} (a {base.__name__}).")
-    if alg is None:
-        name, alg = _spec_of(cls, table)
+    if path is None and kwargs:
+        raise ConfigurationError(f"The {name!r} {what} takes no options, got {sorted(kwargs)}.")
+    if alg is None and path is not None:  # a class path: which row is it, if any?
+        name = backend.table_row(what, path)
+        alg = table.get(name) if name else None
         if alg is not None and not user_limit:
             max_concurrent = alg.max_concurrent
-    kwargs, params = _arguments(what, str(name), cls, alg, kwargs, metric, mode, max_t)
-    accepted = _named_parameters(params)
-    try:  # a wrongly typed value (None, a string) fails in prepare/check/cls: name it
-        if alg and alg.prepare:
-            kwargs = alg.prepare(kwargs, BuildContext(str(name), metric, mode, space or {},
-                                                      max_t, max_concurrent, num_samples))
-        if alg and alg.check:
-            defaults = {p: params[p].default for p in accepted
-                        if params[p].default is not inspect.Parameter.empty}
-            alg.check(str(name), {**defaults, **kwargs})
-        return cls(**kwargs), str(name), alg, max_concurrent
-    except (AssertionError, ValueError, TypeError, RuntimeError) as err:
-        raise ConfigurationError(f"Cannot build the {what} {name!r} with {kwargs}: {err}") from err
+    if "seed" in kwargs and name in SEED_ARGS:
+        kwargs[SEED_ARGS[name]] = kwargs.pop("seed")
+    return AlgorithmChoice(what, name, path, kwargs, max_concurrent=max_concurrent,
+                           user_limit=user_limit, **context)
 
 
-def _check_space(searcher: Any, name: str, space: Mapping[str, Any]) -> None:
-    """The searcher's own conversion of the space, run now rather than once Ray has started."""
-    convert = getattr(type(searcher), "convert_search_space", None)
-    if convert is None or not space:
-        return
-    if not translate.has_domains(space):
-        return
-    try:
-        convert(dict(space))
-    except (ValueError, TypeError, AssertionError, NotImplementedError) as err:
-        raise SearchSpaceError(f"The searcher {name!r} cannot use this search space: {err}. "
-                               f"Change the key's type, or choose another searcher "
-                               f"(optuna and random take every type).") from err
-
-
-def build_searcher(spec: Any, metric: Any, mode: Any, space: Mapping[str, Any] | None, *,
-                   num_samples: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """Build the search algorithm and the param space that goes with it.
+def resolve_searcher(spec: Any, metric: Any, mode: Any, space: Mapping[str, Any] | None, *,
+                     num_samples: int | None = None, check: bool = True
+                     ) -> tuple[AlgorithmChoice, dict[str, Any]]:
+    """Resolve the search algorithm and build the (neutral) param space that goes with it.
 
     Args:
         spec: None (random), a short name from :data:`SEARCHERS`, a dict spec or a built
-            Ray searcher (returned as is).
+            searcher (used as is).
         metric, mode: what to optimise; given to the searcher unless the spec sets them.
             Lists (several metrics) are accepted by the searchers that support them.
         space: YAML or already built search space (see ``build_search_space``).
         num_samples: the number of trials, when known: Nevergrad's default ``budget``.
+        check: have the backend build the searcher once, now (False: the caller builds it
+            right away, which raises the same errors).
 
     Returns:
-        ``(search_alg or None, param_space)``. ``None`` means Ray's random/grid generator;
-        for ``grid`` every ``choice`` has become ``grid_search``.
+        ``(searcher choice, param_space)``. A choice without ``path`` means the backend's
+        random/grid generator; for ``grid`` every ``choice`` has become ``grid_search``.
 
     Raises:
         ConfigurationError: unknown name or argument, bad ``mode``, several metrics for a
@@ -228,23 +161,22 @@ def build_searcher(spec: Any, metric: Any, mode: Any, space: Mapping[str, Any] |
         raise ConfigurationError(
             f"The searcher {name!r} optimises one metric, but metric is {metric}. For several "
             f"metrics use {', '.join(multi)} (optuna: sampler nsga2 or tpe), or give one metric.")
-    searcher, name, alg, max_concurrent = _build("searcher", SEARCHERS, spec, metric, mode, None,
-                                                 num_samples=num_samples)
+    choice = _resolve("searcher", SEARCHERS, spec, metric, mode, None, num_samples=num_samples)
     param_space = build_search_space(space)
+    alg = SEARCHERS.get(choice.name) if choice.name else None
     if alg and alg.grid:
         param_space = to_grid(param_space)
     keys = grid_keys(param_space)
     if keys and alg and not alg.supports_grid:
-        raise SearchSpaceError(f"{name} cannot sample grid_search values for {keys[0]!r}; "
-                               f"use type: choice")
-    if searcher is not None and isinstance(spec, (str, Mapping)):  # not a user-built object
-        _check_space(searcher, name, param_space)
-    if searcher is not None and max_concurrent is not None:
-        if not isinstance(max_concurrent, int) or max_concurrent < 1:
-            raise ConfigurationError(f"max_concurrent is {max_concurrent!r}, but must be an "
-                                     f"integer >= 1.")
-        searcher = translate.limit_concurrency(searcher, max_concurrent)
-    return searcher, param_space
+        raise SearchSpaceError(f"{choice.name} cannot sample grid_search values for "
+                               f"{keys[0]!r}; use type: choice")
+    limit = choice.max_concurrent
+    if choice.path is not None and limit is not None and (
+            not isinstance(limit, int) or limit < 1):
+        raise ConfigurationError(f"max_concurrent is {limit!r}, but must be an integer >= 1.")
+    if check:
+        backend.check_algorithm(choice, param_space)
+    return choice, param_space
 
 
 def scheduler_objective(spec: Any, metric: Any, mode: Any) -> tuple[str, str]:
@@ -271,9 +203,10 @@ def scheduler_objective(spec: Any, metric: Any, mode: Any) -> tuple[str, str]:
     return own, own_mode
 
 
-def build_scheduler(spec: Any, metric: Any, mode: Any, max_t: int | None = None, *,
-                    search_space: Mapping[str, Any] | None = None) -> Any:
-    """Build the trial scheduler (None -> FIFO).
+def resolve_scheduler(spec: Any, metric: Any, mode: Any, max_t: int | None = None, *,
+                      search_space: Mapping[str, Any] | None = None,
+                      check: bool = True) -> AlgorithmChoice:
+    """Resolve the trial scheduler (None -> FIFO) and have the backend check it.
 
     Args:
         spec: None, a short name from :data:`SCHEDULERS`, a dict spec or a built scheduler.
@@ -282,8 +215,9 @@ def build_scheduler(spec: Any, metric: Any, mode: Any, max_t: int | None = None,
             metrics, the spec must name its own (see :func:`scheduler_objective`).
         max_t: the trainer's number of epochs: the default ``max_t`` of ASHA and HyperBand,
             and what PBT's default ``perturbation_interval`` is derived from.
-        search_space: the built param space: PBT's ``hyperparam_mutations`` and PB2's
-            ``hyperparam_bounds`` default to it.
+        search_space: the built (neutral) param space: PBT's ``hyperparam_mutations`` and
+            PB2's ``hyperparam_bounds`` default to it.
+        check: as for :func:`resolve_searcher`.
 
     Raises:
         ConfigurationError: unknown name or argument, or invalid values (named).
@@ -294,14 +228,15 @@ def build_scheduler(spec: Any, metric: Any, mode: Any, max_t: int | None = None,
             raise ConfigurationError(
                 f"The scheduler {type(spec).__name__} has no metric, and several are tuned "
                 f"({list(metric)}): build it with metric=... and mode=....")
-        return spec
+        return AlgorithmChoice("scheduler", spec_name(spec, "scheduler"), None, built=spec)
     metric, mode = scheduler_objective(spec, metric, mode)
-    scheduler, name, _, max_concurrent = _build("scheduler", SCHEDULERS, spec, metric, mode,
-                                                max_t, search_space)
-    if max_concurrent is not None:
+    choice = _resolve("scheduler", SCHEDULERS, spec, metric, mode, max_t)
+    if choice.max_concurrent is not None:
         raise ConfigurationError(f"max_concurrent belongs to the searcher, not the scheduler "
-                                 f"{name!r}.")
-    return scheduler
+                                 f"{choice.label!r}.")
+    if check:
+        backend.check_algorithm(choice, search_space or {})
+    return choice
 
 
 def pair_scheduler(search_spec: Any, scheduler_spec: Any) -> Any:
@@ -334,18 +269,20 @@ def pair_scheduler(search_spec: Any, scheduler_spec: Any) -> Any:
     return scheduler_spec
 
 
-def build_algorithms(search_spec: Any, scheduler_spec: Any, metric: Any, mode: Any,
-                     space: Mapping[str, Any] | None, max_t: int | None = None, *,
-                     num_samples: int | None = None) -> tuple[Any, dict[str, Any], Any]:
+def resolve_algorithms(search_spec: Any, scheduler_spec: Any, metric: Any, mode: Any,
+                       space: Mapping[str, Any] | None, max_t: int | None = None, *,
+                       num_samples: int | None = None, check: bool = True
+                       ) -> tuple[AlgorithmChoice, dict[str, Any], AlgorithmChoice]:
     """Searcher, param space and scheduler, checked together (see :func:`pair_scheduler`).
 
-    Returns ``(search_alg or None, param_space, scheduler)``.
+    Returns ``(searcher choice, neutral param_space, scheduler choice)``.
     """
     metric, mode = normalize_objectives(metric, mode)
     scheduler_spec = pair_scheduler(search_spec, scheduler_spec)
-    searcher, param_space = build_searcher(search_spec, metric, mode, space,
-                                           num_samples=num_samples)
-    scheduler = build_scheduler(scheduler_spec, metric, mode, max_t, search_space=param_space)
+    searcher, param_space = resolve_searcher(search_spec, metric, mode, space,
+                                             num_samples=num_samples, check=check)
+    scheduler = resolve_scheduler(scheduler_spec, metric, mode, max_t,
+                                  search_space=param_space, check=check)
     return searcher, param_space, scheduler
 
 
@@ -368,6 +305,7 @@ def resolve_mode(tune_mode: Any, scheduler: Any = None) -> Any:
     return tune_mode or _spec_value(scheduler, "mode") or "min"
 
 
-__all__ = ["SCHEDULERS", "SEARCHERS", "AlgorithmSpec", "build_algorithms", "build_scheduler",
-           "build_searcher", "check_metric_mode", "normalize_objectives", "pair_scheduler",
-           "resolve_metric", "resolve_mode", "scheduler_objective", "spec_name"]
+__all__ = ["SCHEDULERS", "SEARCHERS", "AlgorithmChoice", "AlgorithmSpec", "check_metric_mode",
+           "normalize_objectives", "pair_scheduler", "resolve_algorithms", "resolve_metric",
+           "resolve_mode", "resolve_scheduler", "resolve_searcher", "scheduler_objective",
+           "spec_name"]

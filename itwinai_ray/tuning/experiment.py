@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TrialsFailedError
-from . import interrupts, walltime
+from . import backend, interrupts, walltime
 from . import resources as res
+from ._algorithm_spec import AlgorithmChoice
 from .context import WorkerFn
 from .experiment_spec import from_settings
 from .results import HPOResults
@@ -29,13 +30,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Plan:
-    """What a validated experiment needs besides the worker function (built without Ray)."""
+    """What a validated experiment needs besides the worker function: neutral specs (a
+    :mod:`.domains` search space, :class:`~._algorithm_spec.AlgorithmChoice` searcher and
+    scheduler) that the backend translates when it assembles the experiment."""
 
     space: dict[str, Any]
     metric: str | list[str]  # a list: several metrics (multi-objective)
     mode: str | list[str]
-    searcher: Any
-    scheduler: Any
+    searcher: AlgorithmChoice
+    scheduler: AlgorithmChoice
     name: str
     max_epochs: int | None = None
 
@@ -54,7 +57,7 @@ def plan_search(space: dict[str, Any], tune: TuneSettings, *, name: str,
         from . import warm_start
 
         search_alg = warm_start.prepare(tune.warm_start, search_alg, metric, mode, space)
-    searcher, space, scheduler = algorithms.build_algorithms(
+    searcher, space, scheduler = algorithms.resolve_algorithms(
         search_alg, tune.scheduler, metric, mode, space, max_t=max_epochs,
         num_samples=tune.num_samples)
     return Plan(space=space, metric=metric, mode=mode, searcher=searcher,
@@ -69,8 +72,6 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
     ``results.json`` is written into the experiment directory before anything else can fail.
     Raises :class:`TrialsFailedError` (exit code 4) when every trial failed.
     """
-    from itwinai_ray.backends.ray.entry import run_with_ray
-
     from .storage import check_storage
 
     storage = run.resolved_storage_path()
@@ -86,7 +87,7 @@ def run_hpo(worker_fn: WorkerFn, plan: Plan, *, scaling: ScalingSettings, tune: 
                                        scaling.use_gpu), os.cpu_count())
     if sized:
         log.info("%s", sized)
-    grid = run_with_ray(from_settings(worker_fn, plan, name, storage, resume, scaling=scaling,
+    grid = backend.run(from_settings(worker_fn, plan, name, storage, resume, scaling=scaling,
                                       tune=tune, run=run, torch=torch or TorchSettings(),
                                       terminal=None, stop_at=stop_at), ray_init)
     results = HPOResults.from_result_grid(
@@ -126,10 +127,9 @@ def resume_target(storage: str, planned_name: str, run: RunSettings) -> tuple[st
     """
     if not run.resume:
         return new_experiment_name(storage, planned_name), False
-    from itwinai_ray.backends.ray.driver import experiment_to_resume
-
     prefix = "" if run.name else planned_name.rsplit("_", 1)[0] + "_"
-    found = experiment_to_resume(storage, run.name, prefix, required=run.resume is True)
+    found = backend.experiment_to_resume(storage, run.name, prefix,
+                                         required=run.resume is True)
     return (found, True) if found else (planned_name, False)
 
 

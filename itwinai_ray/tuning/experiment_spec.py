@@ -20,13 +20,15 @@ class ExperimentSpec:
     Attributes:
         worker_fn: picklable ``worker_fn(config, ctx)``; ``config`` is ``trial_config_base``
             updated with the trial's sampled ``param_space`` values (shallow merge).
-        param_space: Tune search space.
+        param_space: the search space: neutral domains (:mod:`.domains`), ``grid_search``
+            dicts and constants; the backend translates it.
         num_workers: workers per trial; 1 runs the worker inside the trial (no worker group).
         use_gpu, resources_per_worker: per-worker resources (default 1 CPU, +1 GPU).
         metric, mode: what the searcher, scheduler and checkpoint ranking optimise. Lists
             (several metrics) go to the searcher only, which must already hold them (e.g.
             optuna); checkpoints are ranked on the scheduler's metric, else the first.
-        search_alg, scheduler: built Ray Tune objects, or None (random search, FIFO).
+        search_alg, scheduler: neutral :class:`~._algorithm_spec.AlgorithmChoice` specs that
+            the backend builds (Ray objects given in Python, or None, are used as they are).
         max_concurrent_trials: capped at what the cluster can run at once; None = that.
         storage_path, name: results go to ``storage_path/name``.
         checkpoint_num_to_keep: best checkpoints kept per trial (by ``metric``); None = all.

@@ -3,7 +3,8 @@
 ``time_attr`` is ``training_iteration`` (one per epoch) for every scheduler, so ``max_t``,
 ``grace_period`` and ``perturbation_interval`` count epochs.
 
-PBT and PB2 take what they perturb from the search space unless given:
+PBT and PB2 take what they perturb from the (neutral) search space unless given; the backend
+turns the domains in ``hyperparam_mutations`` into its own when it builds the scheduler:
 
 - ``pbt``: ``hyperparam_mutations`` = every sampled key: a ``choice`` becomes its list of
   categories (PBT shifts to a neighbour), a numeric domain stays a domain (PBT multiplies the
@@ -19,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from itwinai_ray.backends.ray import translate
 from itwinai_ray.errors import ConfigurationError
 from itwinai_ray.tuning._algorithm_spec import AlgorithmSpec, BuildContext, require
+from itwinai_ray.tuning.domains import Choice, float_bounds, int_bounds, is_domain
 
 
 def _check_successive_halving(name: str, a: Mapping[str, Any]) -> None:
@@ -62,10 +63,9 @@ def mutations_from_space(space: Mapping[str, Any]) -> dict[str, Any]:
     """PBT ``hyperparam_mutations`` from a built search space (see the module docstring)."""
     out: dict[str, Any] = {}
     for key, domain in space.items():
-        categories = translate.categories(domain)
-        if categories is not None:
-            out[key] = categories
-        elif translate.is_domain(domain):
+        if isinstance(domain, Choice):
+            out[key] = list(domain.categories)
+        elif is_domain(domain):
             out[key] = domain
         elif isinstance(domain, Mapping) and "grid_search" in domain:
             out[key] = list(domain["grid_search"])
@@ -74,7 +74,7 @@ def mutations_from_space(space: Mapping[str, Any]) -> dict[str, Any]:
 
 def bounds_from_space(space: Mapping[str, Any]) -> dict[str, list[float]]:
     """PB2 ``hyperparam_bounds``: ``[lower, upper]`` of every float domain."""
-    return translate.float_bounds(space)
+    return float_bounds(space)
 
 
 class ClipToBounds:
@@ -84,7 +84,7 @@ class ClipToBounds:
     def __init__(self, space: Mapping[str, Any]):
         self.bounds: dict[str, tuple[float, float]] = {
             k: (lower, upper) for k, (lower, upper) in bounds_from_space(space).items()}
-        self.bounds.update(translate.int_bounds(space))
+        self.bounds.update(int_bounds(space))
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
         for key, (lower, upper) in self.bounds.items():

@@ -1,14 +1,17 @@
-"""Search spaces: itwinai's YAML format -> ``ray.tune`` domains, checked before Ray starts.
+"""Search spaces: itwinai's YAML format -> neutral domains, checked before Ray starts.
 
-Each entry of a YAML search space is either ``{type: <name>, <params>...}``, a ``ray.tune``
-domain object, a ``{grid_search: [...]}`` dict, or a plain constant (kept as a fixed value)::
+Each entry of a YAML search space is either ``{type: <name>, <params>...}``, a domain object
+(a neutral one from :mod:`.domains`, or a backend's own, e.g. ``ray.tune.uniform(0, 1)``,
+which the backend turns into a neutral one), a ``{grid_search: [...]}`` dict, or a plain
+constant (kept as a fixed value)::
 
     optim_lr: {type: loguniform, lower: 1e-4, upper: 1e-1}
     batch_size: {type: choice, categories: [32, 64]}
     epochs: 3
 
-Every problem is a :class:`~itwinai_ray.errors.SearchSpaceError` naming the key and the fix.
-Ray is imported inside the functions only.
+Every problem is a :class:`~itwinai_ray.errors.SearchSpaceError` naming the key and the fix,
+also what only the backend can tell (it is asked through :mod:`.backend`, before it starts).
+The backend translates the neutral domains when it assembles the experiment.
 """
 
 from __future__ import annotations
@@ -20,8 +23,20 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from itwinai_ray._suggest import did_you_mean
-from itwinai_ray.backends.ray import translate
 from itwinai_ray.errors import SearchSpaceError
+
+from . import backend
+from .domains import (
+    LOGUNIFORM,
+    NORMAL,
+    UNIFORM,
+    Choice,
+    Domain,
+    Float,
+    Integer,
+    is_domain,
+    is_grid,
+)
 
 #: type -> (required parameters, optional parameters). ``base`` is accepted for itwinai
 #: compatibility but ignored: Ray 2.x samples log-uniformly regardless of the base.
@@ -47,11 +62,7 @@ _PARAM_NAMES = {p for req, opt in TYPES.values() for p in (*req, *opt)}
 _close = did_you_mean
 
 
-def _is_grid(value: Any) -> bool:
-    return isinstance(value, Mapping) and set(value) == {"grid_search"}
-
-
-_is_domain = translate.is_domain
+_is_grid = is_grid
 
 
 def _number(key: str, kind: str, name: str, value: Any, integer: bool = False) -> float | int:
@@ -103,7 +114,7 @@ def _multiple(x: float, q: float) -> bool:
 
 
 def _build_entry(key: str, entry: Mapping[str, Any]) -> Any:
-    """One ``{type: ..., ...}`` entry -> a ray.tune domain (or a grid_search dict)."""
+    """One ``{type: ..., ...}`` entry -> a neutral domain (or a grid_search dict)."""
     kind = entry["type"]
     if not isinstance(kind, str) or kind not in TYPES:
         raise SearchSpaceError(
@@ -112,8 +123,8 @@ def _build_entry(key: str, entry: Mapping[str, Any]) -> Any:
     params = {k: v for k, v in entry.items() if k != "type"}
     _check_params(key, kind, params)
     if kind == "choice":
-        return translate.domain("choice",
-                                _nonempty_list(key, kind, "categories", params["categories"]))
+        return _checked(key, kind, Choice(tuple(
+            _nonempty_list(key, kind, "categories", params["categories"]))))
     if kind == "grid_search":
         return {"grid_search": _nonempty_list(key, kind, "values", params["values"])}
 
@@ -130,7 +141,7 @@ def _build_entry(key: str, entry: Mapping[str, Any]) -> Any:
         sd = _number(key, kind, "sd", params.get("sd", 1.0))
         if sd <= 0:
             raise SearchSpaceError(f"Search-space key {key!r}: {kind} needs sd > 0, got sd={sd}.")
-        return translate.domain(kind, mean, sd, *(() if q is None else (q,)))
+        return _checked(key, kind, Float(-math.inf, math.inf, NORMAL, q, mean, sd))
 
     lower = _number(key, kind, "lower", params["lower"], integer=is_int)
     upper = _number(key, kind, "upper", params["upper"], integer=is_int)
@@ -151,21 +162,42 @@ def _build_entry(key: str, entry: Mapping[str, Any]) -> Any:
     if q is not None and is_int and math.floor(upper / q) < math.ceil(lower / q):
         raise SearchSpaceError(f"Search-space key {key!r}: {kind} has no multiple of q={q} "
                                f"between lower={lower} and upper={upper}.")
+    if kind == "qrandint" and q is None:
+        q = 1  # the default q of qrandint (quantized by 1, unlike randint)
+    sampler = LOGUNIFORM if kind in _LOG_TYPES else UNIFORM
+    return _checked(key, kind, (Integer if is_int else Float)(lower, upper, sampler, q))
+
+
+def _checked(key: str, kind: str, domain: Domain) -> Domain:
+    """``domain``, once the backend has accepted it (its own checks, e.g. Ray's exact
+    divisibility of the bounds by q), before it starts."""
     try:
-        return translate.domain(kind, lower, upper, *(() if q is None else (q,)))
+        backend.check_domain(domain)
     except (ValueError, AssertionError) as err:  # anything Ray rejects that we did not foresee
         raise SearchSpaceError(f"Search-space key {key!r}: invalid {kind}: {err}") from err
+    return domain
+
+
+def _domain(entry: Any) -> Domain | None:
+    """``entry`` as a neutral domain when it is one, or a backend's own domain object."""
+    if is_domain(entry):
+        return entry
+    if isinstance(entry, (Mapping, str, bytes, int, float, type(None))):
+        return None
+    return backend.neutral_domain(entry)
 
 
 def build_search_space(spec: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Convert a YAML search space into a ``ray.tune`` param space.
+    """Convert a YAML search space into a neutral one (see :mod:`.domains`).
 
     Args:
-        spec: key -> ``{type: ..., ...}``, a ray.tune domain, ``{grid_search: [...]}`` or a
-            constant. A space that was already built passes through unchanged.
+        spec: key -> ``{type: ..., ...}``, a domain (neutral or a backend's, such as a
+            ``ray.tune`` domain), ``{grid_search: [...]}`` or a constant. A space that was
+            already built passes through unchanged.
 
     Returns:
-        A new dict, ready for ``Tuner(param_space=...)``.
+        A new dict: key -> neutral domain, ``{grid_search: [...]}`` dict or constant; the
+        backend translates it when it assembles the experiment.
 
     Raises:
         SearchSpaceError: naming the key and how to fix it.
@@ -179,8 +211,9 @@ def build_search_space(spec: Mapping[str, Any] | None) -> dict[str, Any]:
     for key, entry in spec.items():
         if not isinstance(key, str):
             raise SearchSpaceError(f"Search-space keys must be strings, got {key!r}.")
-        if _is_domain(entry):
-            space[key] = entry
+        domain = _domain(entry)
+        if domain is not None:
+            space[key] = domain
         elif _is_grid(entry):
             space[key] = {"grid_search": _nonempty_list(key, "grid_search", "grid_search",
                                                         entry["grid_search"])}
@@ -271,9 +304,9 @@ def new_config_keys(space_keys: Iterable[str], known_keys: Iterable[str],
 def _describe_one(value: Any) -> str:
     if _is_grid(value):
         return f"grid_search({list(value['grid_search'])!r})"
-    if not _is_domain(value):
+    if not is_domain(value):
         return f"constant({value!r})"
-    return translate.describe_domain(value)
+    return value.describe()
 
 
 def describe(space: Mapping[str, Any]) -> dict[str, str]:
@@ -294,10 +327,9 @@ def to_grid(space: Mapping[str, Any]) -> dict[str, Any]:
     """
     grid: dict[str, Any] = {}
     for key, value in build_search_space(space).items():
-        categories = translate.categories(value)
-        if categories is not None:
-            grid[key] = {"grid_search": categories}
-        elif _is_domain(value):
+        if isinstance(value, Choice):
+            grid[key] = {"grid_search": list(value.categories)}
+        elif is_domain(value):
             raise SearchSpaceError(
                 f"grid search needs discrete values: {key!r} is {_describe_one(value)}. "
                 f"Use type: choice or grid_search")

@@ -5,7 +5,7 @@ checks it against the ``TrainingConfiguration`` field); numeric domains are chec
 bounds, and a float domain (``uniform``, ``loguniform``, ...) for an integer setting is refused
 (only whole numbers would pass, by chance). One sample is not enough: a ``choice`` of
 ``[32.5, 64]`` for ``batch_size`` passed a one-sample check and failed in most trials.
-Domains are read by their attributes (``categories``, ``lower``, ``upper``), so no Ray import.
+Domains are the neutral ones of :mod:`.domains` (``categories``, ``lower``, ``upper``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ConfigurationError
+from .domains import is_domain
 
 
 def candidate_values(domain: Any) -> list[Any]:
@@ -26,7 +27,7 @@ def candidate_values(domain: Any) -> list[Any]:
     if hasattr(domain, "lower") and hasattr(domain, "upper"):
         upper = domain.upper - 1 if type(domain).__name__ == "Integer" else domain.upper
         return [domain.lower, upper]
-    return [domain] if not hasattr(domain, "sample") else []
+    return [] if is_domain(domain) else [domain]
 
 
 def _is_float_domain(domain: Any) -> bool:

@@ -25,7 +25,8 @@ def _run(storage: Path, num_samples: int, **kwargs):
     from itwinai_ray.backends.ray import driver as ray_backend
     from itwinai_ray.tuning import algorithms
 
-    searcher, space, scheduler = algorithms.build_algorithms(
+    # Neutral choices: the driver builds the Ray objects (as for RayTorchTrainer).
+    searcher, space, scheduler = algorithms.resolve_algorithms(
         {"name": "optuna", "seed": 0}, None, "loss", "min", SPACE, max_t=2,
         num_samples=num_samples)
     return ray_backend.run_experiment(

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import time
 
-from itwinai_ray.tuning.algorithms import (
-    build_scheduler,
-    build_searcher,
-)
+from ray_objects import build_scheduler, build_searcher
 
 SPACE = {"x": {"type": "uniform", "lower": -5, "upper": 5},
          "bs": {"type": "choice", "categories": [16, 32]}}

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from itwinai_ray.tuning.algorithms import build_algorithms
+from itwinai_ray.tuning.algorithms import resolve_algorithms
 
 SPACE = {"lr": {"type": "loguniform", "lower": 1.0e-3, "upper": 1.0},
          "bs": {"type": "choice", "categories": [16, 32, 64]},
@@ -61,7 +61,8 @@ def run(tmp_path, scheduler_spec, num_samples=4, iterations=4, sleep=0.0, space=
         cumulative=True, cpus_per_trial=None):
     from itwinai_ray.backends.ray import driver as ray_backend
 
-    searcher, param_space, scheduler = build_algorithms(
+    # Neutral choices: the driver builds the Ray objects (as for RayTorchTrainer).
+    searcher, param_space, scheduler = resolve_algorithms(
         None, scheduler_spec, "score", "max",
         space or {"lr": {"type": "uniform", "lower": 0.01, "upper": 1.0}}, max_t=iterations)
     grid = ray_backend.run_experiment(

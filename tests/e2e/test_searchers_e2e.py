@@ -5,8 +5,7 @@
 from __future__ import annotations
 
 import pytest
-
-from itwinai_ray.tuning.algorithms import build_algorithms
+from ray_objects import build_algorithms  # Ray objects: the tests look inside the searcher
 
 SPACE = {"x": {"type": "uniform", "lower": -4, "upper": 4},
          "y": {"type": "uniform", "lower": -4, "upper": 4}}

@@ -5,15 +5,13 @@ Optuna with ASHA on a real local Ray: tests/e2e/test_algorithms_e2e.py.
 from __future__ import annotations
 
 import pytest
+from ray_objects import build_scheduler, build_searcher
 
 from itwinai_ray.errors import ConfigurationError, MissingDependencyError, SearchSpaceError
-from itwinai_ray.tuning import algorithms
 from itwinai_ray.tuning.algorithms import (
     SCHEDULERS,
     SEARCHERS,
     AlgorithmSpec,
-    build_scheduler,
-    build_searcher,
     resolve_metric,
     resolve_mode,
 )
@@ -211,9 +209,27 @@ def test_adding_an_algorithm_is_one_table_line(monkeypatch):
     monkeypatch.setitem(SCHEDULERS, "sync_hyperband", AlgorithmSpec(
         "ray.tune.schedulers.HyperBandScheduler", epochs_arg="max_t",
         defaults={"reduction_factor": 4}, description="HyperBand, added by one line"))
-    scheduler = algorithms.build_scheduler("sync_hyperband", "acc", "max", max_t=4)
+    scheduler = build_scheduler("sync_hyperband", "acc", "max", max_t=4)
     assert isinstance(scheduler, HyperBandScheduler)
     assert (scheduler._max_t_attr, scheduler._eta) == (4, 4)  # epochs_arg and defaults
     assert (scheduler.metric, scheduler._mode) == ("acc", "max")
     with pytest.raises(ConfigurationError, match="Did you mean 'sync_hyperband'"):
         build_scheduler("sync_hyperbnd", "loss", "min", max_t=4)
+
+
+def test_the_core_resolves_neutral_specs_and_checks_them_before_ray():
+    """The plan holds no Ray object: names, class paths and arguments. What only the Ray
+    class can tell (a constructor argument) still fails here, before Ray starts."""
+    from itwinai_ray.tuning.algorithms import AlgorithmChoice, resolve_scheduler, resolve_searcher
+    from itwinai_ray.tuning.domains import is_domain
+
+    choice, space = resolve_searcher({"name": "optuna", "seed": 1}, "loss", "min", SPACE)
+    assert isinstance(choice, AlgorithmChoice) and choice.built is None
+    assert choice.path == "ray.tune.search.optuna.OptunaSearch" and choice.kwargs == {"seed": 1}
+    assert all(is_domain(v) for v in space.values())
+    asha = resolve_scheduler({"_target_": "ray.tune.schedulers.AsyncHyperBandScheduler"},
+                             "loss", "min", 4)
+    assert asha.name == "asha"  # the class of a table row: the row's defaults apply
+    with pytest.raises(ConfigurationError, match=r"'asha' has no argument 'grace'\. Did you "
+                                                 r"mean 'grace_period'"):
+        resolve_scheduler({"name": "asha", "grace": 1}, "loss", "min", 4)

@@ -5,6 +5,8 @@
   that package's modules import Ray.
 - The trainer layer (``itwinai_ray/trainer/``) imports neither the HPO core
   (``itwinai_ray.tuning``) nor a backend (``itwinai_ray.backends``).
+- The HPO core (``itwinai_ray/tuning/``) reaches a backend through one module only,
+  ``tuning/backend.py``: it produces neutral specs, the backend translates them.
 - No function over 60 lines (``LONG_FUNCTIONS``: known exceptions; a list that only shrinks).
 
 ``if TYPE_CHECKING:`` imports do not run, so they do not count.
@@ -21,6 +23,10 @@ BACKEND = "itwinai_ray.backends.ray"
 TRAINER = "itwinai_ray.trainer"
 #: What the trainer layer never imports (RayTorchTrainer, which drives HPO, is an integration).
 ABOVE_THE_TRAINER = ("itwinai_ray.tuning", "itwinai_ray.backends")
+BACKENDS = "itwinai_ray.backends"
+CORE = "itwinai_ray.tuning"
+#: The one module of the HPO core that calls a backend.
+CORE_GATEWAY = "itwinai_ray.tuning.backend"
 MAX_FUNCTION_LINES = 60
 
 #: (module, function) -> why it is still longer. Remove an entry once the function is short;
@@ -157,7 +163,7 @@ def long_functions() -> dict[tuple[str, str], int]:
 def test_the_checks_see_the_package() -> None:
     graph = import_graph()
     assert "itwinai_ray.trainer.torch_trainer" in graph
-    assert "itwinai_ray.backends.ray.driver" in graph["itwinai_ray.tuning.experiment"]
+    assert "itwinai_ray.backends.ray.entry" in graph[CORE_GATEWAY]
     assert "itwinai_ray.backends.ray.trial" in ray_importers()
 
 
@@ -188,6 +194,26 @@ def test_only_the_ray_backend_imports_ray() -> None:
     outside = sorted(m for m in ray_importers() if not m.startswith(BACKEND))
     assert not outside, (f"These modules import Ray outside {BACKEND}: {outside}. Move the "
                          f"Ray part into the backend (e.g. backends/ray/translate.py).")
+
+
+def backend_importers(graph: dict[str, set[str]]) -> set[str]:
+    """The modules of the HPO core that import a backend module (inside functions too)."""
+    return {name for name, deps in graph.items() if (name == CORE or name.startswith(CORE + "."))
+            and any(d == BACKENDS or d.startswith(BACKENDS + ".") for d in deps)}
+
+
+def test_the_core_reaches_the_backend_through_one_module() -> None:
+    outside = sorted(backend_importers(import_graph()) - {CORE_GATEWAY})
+    assert not outside, (
+        f"These modules of {CORE} import {BACKENDS}: {outside}. The core hands neutral specs "
+        f"to the backend; call it through {CORE_GATEWAY} (add a function there and in "
+        f"backends/ray/entry.py).")
+
+
+def test_the_core_rule_fails_when_broken() -> None:
+    graph = import_graph()
+    graph["itwinai_ray.tuning.search_space"] = {"itwinai_ray.backends.ray.translate"}
+    assert backend_importers(graph) - {CORE_GATEWAY} == {"itwinai_ray.tuning.search_space"}
 
 
 def test_most_of_the_ray_backend_imports_ray() -> None:

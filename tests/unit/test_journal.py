@@ -190,11 +190,11 @@ def test_values_outside_the_space_still_fit(tmp_path):
 
 def test_ray_domains_map_to_optuna_distributions():
     from ray import tune
+    from ray_objects import ray_space
 
     from itwinai_ray.backends.ray.journal import distributions
-    from itwinai_ray.tuning.search_space import build_search_space
 
-    space = build_search_space({
+    space = ray_space({
         "lr": {"type": "loguniform", "lower": 1e-4, "upper": 1e-1},
         "drop": {"type": "quniform", "lower": 0.0, "upper": 0.5, "q": 0.1},
         "layers": {"type": "randint", "lower": 1, "upper": 5},

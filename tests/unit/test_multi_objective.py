@@ -10,9 +10,9 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from ray_objects import build_algorithms, build_scheduler, build_searcher
 
 from itwinai_ray.errors import ConfigurationError
-from itwinai_ray.tuning.algorithms import build_algorithms, build_scheduler, build_searcher
 from itwinai_ray.tuning.pareto import dominates, pareto_indices, plot_pareto
 from itwinai_ray.tuning.results import HPOResults
 

@@ -5,9 +5,10 @@ space, the one metric a scheduler needs. A real run of each: tests/e2e/test_sche
 from __future__ import annotations
 
 import pytest
+from ray_objects import build_algorithms, build_scheduler
 
 from itwinai_ray.errors import ConfigurationError
-from itwinai_ray.tuning.algorithms import SCHEDULERS, build_algorithms, build_scheduler
+from itwinai_ray.tuning.algorithms import SCHEDULERS
 from itwinai_ray.tuning.search_space import build_search_space
 
 SPACE = {"lr": {"type": "loguniform", "lower": 1.0e-3, "upper": 1.0},

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from itwinai_ray.errors import ConfigurationError, SearchSpaceError
+from itwinai_ray.tuning.domains import Float
 from itwinai_ray.tuning.search_space import (
     TYPES,
     build_search_space,
@@ -22,7 +23,9 @@ N = 200
 
 
 def _samples(entry: dict) -> list:
-    domain = build_search_space({"k": entry})["k"]
+    from itwinai_ray.backends.ray import translate
+
+    domain = translate.to_ray(build_search_space({"k": entry})["k"])
     values = domain.sample(size=N, random_state=np.random.default_rng(0))
     return list(values)
 
@@ -95,7 +98,7 @@ def test_grid_search_constants_and_passthrough():
     })
     assert space["g"] == {"grid_search": [1, 2]}
     assert space["raw_grid"] == {"grid_search": ["a", "b", "c"]}
-    assert space["d"] is domain
+    assert space["d"] == Float(0, 1)  # a ray.tune domain, read into a neutral one
     assert (space["epochs"], space["name"], space["nested"]) == (3, "x", {"a": 1})
     assert build_search_space(space) == space  # idempotent
     assert build_search_space(None) == {}
@@ -198,3 +201,40 @@ def test_describe():
                     "n": "qrandint(8, 64, 8)", "li": "lograndint(1, 10)",
                     "u": "quniform(0, 1, 0.5)", "z": "randn(1, 2)",
                     "g": "grid_search([1, 2])", "c": "constant(3)"}
+
+
+@pytest.mark.parametrize("entry", [
+    {"type": "choice", "categories": [1, "a"]},
+    {"type": "uniform", "lower": 0, "upper": 1},
+    {"type": "quniform", "lower": 0, "upper": 1, "q": 0.25},
+    {"type": "loguniform", "lower": 1e-4, "upper": 1e-1},
+    {"type": "qloguniform", "lower": 1e-3, "upper": 1.0, "q": 1e-3},
+    {"type": "randint", "lower": 1, "upper": 4},
+    {"type": "qrandint", "lower": 8, "upper": 64},
+    {"type": "lograndint", "lower": 1, "upper": 1000},
+    {"type": "qlograndint", "lower": 2, "upper": 64, "q": 2},
+    {"type": "randn", "mean": 1, "sd": 2},
+    {"type": "qrandn", "mean": 0, "sd": 2, "q": 0.5},
+])
+def test_neutral_domains_translate_to_ray_and_back(entry):
+    from ray import tune
+
+    from itwinai_ray.backends.ray import translate
+
+    neutral = build_search_space({"k": entry})["k"]
+    ray_domain = translate.to_ray(neutral)
+    assert translate.to_neutral(ray_domain) == neutral
+    kind = entry["type"]
+    args = {k: v for k, v in entry.items() if k != "type"}
+    expected = getattr(tune, kind)(**args)  # what the YAML type meant before: tune.<type>
+    assert translate.to_neutral(expected) == neutral  # same bounds, sampler, q, mean, sd
+    assert type(ray_domain) is type(expected)
+
+
+def test_a_ray_domain_given_in_python_is_read_into_a_neutral_one():
+    from ray import tune
+
+    space = build_search_space({"lr": tune.qloguniform(1e-3, 1.0, 1e-3),
+                                "f": tune.sample_from(lambda _: 1)})
+    assert describe(space) == {"lr": "qloguniform(0.001, 1, 0.001)",
+                               "f": "sample_from(<function>)"}

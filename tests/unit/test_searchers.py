@@ -5,10 +5,10 @@ Each run for real: tests/e2e/test_searchers_e2e.py.
 from __future__ import annotations
 
 import pytest
+from ray_objects import build_algorithms, build_searcher, ray_space
 
 from itwinai_ray.errors import ConfigurationError, SearchSpaceError
-from itwinai_ray.tuning.algorithms import SEARCHERS, build_algorithms, build_searcher
-from itwinai_ray.tuning.search_space import build_search_space
+from itwinai_ray.tuning.algorithms import SEARCHERS
 
 SPACE = {"x": {"type": "uniform", "lower": -4, "upper": 4},
          "y": {"type": "uniform", "lower": -4, "upper": 4}}
@@ -44,7 +44,7 @@ def test_optuna_sampler_seed_makes_runs_repeatable():
     a, _ = build_searcher({"name": "optuna", "sampler": "random", "seed": 5}, "l", "min", SPACE)
     b, _ = build_searcher({"name": "optuna", "sampler": "random", "seed": 5}, "l", "min", SPACE)
     for s in (a, b):
-        s.set_search_properties(None, None, build_search_space(SPACE))
+        s.set_search_properties(None, None, ray_space(SPACE))
     assert a.suggest("t1") == b.suggest("t1")
 
 

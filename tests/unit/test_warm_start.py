@@ -27,8 +27,11 @@ def _earlier(tmp_path, trials: list[dict]) -> str:
 
 
 def _study(plan):
-    searcher = getattr(plan.searcher, "searcher", plan.searcher)  # inside a ConcurrencyLimiter
-    searcher.set_search_properties(plan.metric, plan.mode, plan.space)
+    from itwinai_ray.backends.ray import algorithms, translate
+
+    built = algorithms.build(plan.searcher, plan.space)  # as the driver builds it
+    searcher = getattr(built, "searcher", built)  # inside a ConcurrencyLimiter
+    searcher.set_search_properties(plan.metric, plan.mode, translate.param_space(plan.space))
     return searcher._ot_study  # the searcher's own state, not our log
 
 

@@ -234,7 +234,8 @@ def _cap_limiter(search_alg: Any, concurrency: int) -> None:
 
 def run_experiment(worker_fn: WorkerFn, param_space: dict[str, Any],
                    **options: Any) -> ResultGrid:
-    """Run an HPO experiment; ``options`` are the other fields of :class:`ExperimentSpec`."""
+    """Run an HPO experiment; ``options`` are the other fields of :class:`ExperimentSpec`
+    (``search_alg``, ``scheduler``: neutral choices or Ray objects)."""
     return run(ExperimentSpec(worker_fn=worker_fn, param_space=param_space, **options))
 
 
@@ -286,6 +287,9 @@ def run(spec: ExperimentSpec) -> ResultGrid:
     """
     import ray
 
+    from itwinai_ray.backends.ray.algorithms import assemble
+
+    spec = assemble(spec)  # the neutral space, searcher and scheduler as Ray objects
     objective = _Objective.of(spec)
     experiment_dir = os.path.join(os.path.abspath(spec.storage_path), spec.name)
     concurrency = _check(spec, experiment_dir)

@@ -1,9 +1,10 @@
-"""The ``ray.tune`` side of search spaces and algorithms: domains, their introspection, the
-searcher and scheduler classes (imported by path) and base classes, the concurrency limiter.
+"""Neutral search spaces (:mod:`itwinai_ray.tuning.domains`) <-> ``ray.tune`` domains, and
+the Ray classes that searchers and schedulers are built from.
 
-The HPO core (:mod:`itwinai_ray.tuning.search_space`, :mod:`~itwinai_ray.tuning.schedulers`,
-:mod:`~itwinai_ray.tuning.algorithms`) parses and validates the YAML; every ``ray.tune``
-object it needs is made or inspected here. Ray is imported on the first call, never at import.
+The HPO core parses and validates the YAML into neutral domains; the Ray backend turns them
+into ``ray.tune`` domains here when it assembles the Tuner (:func:`param_space`), and a
+``ray.tune`` domain built in Python into a neutral one (:func:`to_neutral`). Ray is imported
+on the first call, never at import.
 """
 
 from __future__ import annotations
@@ -13,36 +14,49 @@ from collections.abc import Mapping
 from typing import Any
 
 from itwinai_ray.errors import ConfigurationError, MissingDependencyError
+from itwinai_ray.tuning import domains as nd
 
 
-def domain(kind: str, *args: Any) -> Any:
-    """A ``ray.tune`` domain: its functions have the same names as our types
-    (``choice``, ``uniform``, ``qloguniform``, ``randn``, ...)."""
-    from ray import tune
+def to_ray(domain: nd.Domain) -> Any:
+    """The ``ray.tune`` domain of a neutral one (what ``tune.<type>(...)`` returns).
 
-    return getattr(tune, kind)(*args)
+    Raises ValueError (or AssertionError) where Ray refuses the values."""
+    from ray.tune.search import sample
+
+    if isinstance(domain, nd.Choice):
+        return sample.Categorical(list(domain.categories)).uniform()
+    if isinstance(domain, nd.SampleFrom):
+        return sample.Function(domain.func)
+    if isinstance(domain, nd.Float):
+        ray = sample.Float(domain.lower, domain.upper)
+    else:
+        ray = sample.Integer(domain.lower, domain.upper)
+    if domain.sampler == nd.NORMAL:
+        ray = ray.normal(domain.mean, domain.sd)
+    else:
+        ray = ray.loguniform() if domain.sampler == nd.LOGUNIFORM else ray.uniform()
+    return ray if domain.q is None else ray.quantized(domain.q)
 
 
-def is_domain(value: Any) -> bool:
-    """Whether ``value`` is a ``ray.tune`` domain (a sampled value)."""
-    from ray.tune.search.sample import Domain
-
-    return isinstance(value, Domain)
-
-
-def categories(value: Any) -> list[Any] | None:
-    """The categories of a ``choice`` domain; None for any other value."""
-    from ray.tune.search.sample import Categorical
-
-    return list(value.categories) if isinstance(value, Categorical) else None
+def native(value: Any) -> Any:
+    """``value`` with every neutral domain in it (one level of a mapping deep) turned into
+    a ``ray.tune`` domain: a search space, or a scheduler argument such as PBT's
+    ``hyperparam_mutations``."""
+    if nd.is_domain(value):
+        return to_ray(value)
+    if isinstance(value, Mapping) and not nd.is_grid(value):
+        return {k: to_ray(v) if nd.is_domain(v) else v for k, v in value.items()}
+    return value
 
 
-def _fmt(x: Any) -> str:
-    return f"{x:g}" if isinstance(x, float) else repr(x)
+def param_space(space: Mapping[str, Any]) -> dict[str, Any]:
+    """A neutral search space as a ``Tuner(param_space=...)``: domains become ``ray.tune``
+    domains; grid dicts, constants and Ray domains stay as they are."""
+    return {k: to_ray(v) if nd.is_domain(v) else v for k, v in space.items()}
 
 
 def sampler_of(domain: Any) -> tuple[Any, float | None]:
-    """A numeric domain's sampler under its quantization, and the quantum (None: none)."""
+    """A numeric ``ray.tune`` domain's sampler under its quantization, and the quantum."""
     from ray.tune.search import sample
 
     sampler = domain.get_sampler()
@@ -51,40 +65,23 @@ def sampler_of(domain: Any) -> tuple[Any, float | None]:
     return sampler, None
 
 
-def describe_domain(value: Any) -> str:
-    """One line for a domain in our type names, e.g. ``loguniform(0.0001, 0.1)``."""
+def to_neutral(value: Any) -> nd.Domain | None:
+    """The neutral domain of a ``ray.tune`` domain (built in Python); None for any other
+    value."""
     from ray.tune.search import sample
 
     if isinstance(value, sample.Categorical):
-        return f"choice({list(value.categories)!r})"
+        return nd.Choice(tuple(value.categories))
     if isinstance(value, sample.Function):
-        return "sample_from(<function>)"
+        return nd.SampleFrom(value.func)
+    if not isinstance(value, (sample.Float, sample.Integer)):
+        return None
     sampler, q = sampler_of(value)
-    is_int = isinstance(value, sample.Integer)
     if isinstance(sampler, sample.Normal):
-        name, args = "randn", [sampler.mean, sampler.sd]
-    elif isinstance(sampler, sample.LogUniform):
-        name, args = ("lograndint" if is_int else "loguniform"), [value.lower, value.upper]
-    else:
-        name, args = ("randint" if is_int else "uniform"), [value.lower, value.upper]
-    if q is not None:
-        name, args = "q" + name, [*args, q]
-    return f"{name}({', '.join(_fmt(a) for a in args)})"
-
-
-def float_bounds(space: Mapping[str, Any]) -> dict[str, list[float]]:
-    """``[lower, upper]`` of every float domain of a built space."""
-    from ray.tune.search.sample import Float
-
-    return {k: [float(d.lower), float(d.upper)] for k, d in space.items()
-            if isinstance(d, Float)}
-
-
-def int_bounds(space: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
-    """``(lower, upper - 1)`` of every integer domain (Ray's upper bound is exclusive)."""
-    from ray.tune.search.sample import Integer
-
-    return {k: (d.lower, d.upper - 1) for k, d in space.items() if isinstance(d, Integer)}
+        return nd.Float(value.lower, value.upper, nd.NORMAL, q, sampler.mean, sampler.sd)
+    kind = nd.LOGUNIFORM if isinstance(sampler, sample.LogUniform) else nd.UNIFORM
+    cls = nd.Integer if isinstance(value, sample.Integer) else nd.Float
+    return cls(value.lower, value.upper, kind, q)
 
 
 def base_class(what: str) -> type:
@@ -99,7 +96,7 @@ def base_class(what: str) -> type:
 
 
 def has_domains(space: Mapping[str, Any]) -> bool:
-    """Whether a built space samples anything (Tune's own parsing of the spec)."""
+    """Whether a ``ray.tune`` param space samples anything (Tune's own parsing of it)."""
     from ray.tune.search.variant_generator import parse_spec_vars
 
     _, domains, _ = parse_spec_vars(dict(space))
