@@ -31,6 +31,7 @@ def test_command_table_drives_the_parser() -> None:
 def test_exit_codes_tell_some_and_all_trials_errored(capsys, monkeypatch) -> None:
     """0 all ran (stopped trials are not errors), 3 some errored (listed), 4 all errored."""
     from itwinai_ray import cli
+    from itwinai_ray.commands import outcome
     from itwinai_ray.errors import TrialsFailedError
     from itwinai_ray.tuning.results import HPOResults, TrialRow
 
@@ -39,16 +40,15 @@ def test_exit_codes_tell_some_and_all_trials_errored(capsys, monkeypatch) -> Non
                         checkpoint=None, path=f"/runs/{tid}", error=error)
 
     ok = HPOResults("loss", "min", [row("a", "finished"), row("b", "stopped early")])
-    assert cli._errored_trials_code(ok) == cli.EXIT_OK
+    assert outcome.errored_trials_code(ok) == outcome.EXIT_OK
     some = HPOResults("loss", "min", [row("a", "finished"), row("b", "error", "KeyError: x")])
-    assert cli._errored_trials_code(some) == cli.EXIT_SOME_TRIALS_FAILED == 3
+    assert outcome.errored_trials_code(some) == outcome.EXIT_SOME_TRIALS_FAILED == 3
     out = capsys.readouterr().out
     assert "1 of 2 trials errored" in out and "b: KeyError: x (logs: /runs/b)" in out
 
     def all_failed(args: object) -> int:
         raise TrialsFailedError("All 2 trials failed. First error (a): KeyError: x.")
 
-    monkeypatch.setattr(cli, "_run_exec_pipeline", all_failed)
     monkeypatch.setattr(cli, "COMMANDS", tuple(
         c if c.name != "exec-pipeline" else type(c)(**{**c.__dict__, "run": all_failed})
         for c in cli.COMMANDS))

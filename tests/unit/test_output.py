@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from itwinai_ray.backends.ray import output as _ray_output
-from itwinai_ray.cli import _output_level, _output_settings, build_parser
+from itwinai_ray.cli import build_parser
+from itwinai_ray.commands.outcome import output_level, output_settings
 from itwinai_ray.tuning.progress import ProgressState, ProgressView
 
 
@@ -80,9 +81,9 @@ def test_keep_session_logs_copies_only_log_files(tmp_path) -> None:
 ])
 def test_verbose_and_quiet_flags(flags: list[str], level: int, expected: dict) -> None:
     args = build_parser().parse_args([*flags, "exec-pipeline", "-c", "x.yaml"])
-    assert _output_level(args) == level
-    assert _output_settings(level, 0, True) == expected
-    assert _output_settings(level, 2, True)["verbose"] == (2 if level >= 0 else 2)
+    assert output_level(args) == level
+    assert output_settings(level, 0, True) == expected
+    assert output_settings(level, 2, True)["verbose"] == (2 if level >= 0 else 2)
 
 
 def test_verbose_and_quiet_exclude_each_other(capsys) -> None:
