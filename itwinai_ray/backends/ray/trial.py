@@ -355,7 +355,10 @@ def _train_loop_body(loop_config: dict[str, Any], spec: _TrialSpec, rank: int) -
     train_ckpt = ray.train.get_checkpoint()  # set after a worker-group restart
     resume = train_ckpt.path if train_ckpt is not None else loop_config["resume_dir"]
     if train_ckpt is None and resume:
-        _expose_tune_checkpoint(resume)
+        # ray.train.get_checkpoint() returns the checkpoint Tune resumes this trial from
+        # (retry, restore, PBT), as itwinai 0.4's trainers read it under Train V1. Ray 2.60's
+        # Train V2 has no public way to start a run from a checkpoint: see _private.
+        _private.set_train_checkpoint(resume)
 
     reported = [0]
 
@@ -379,16 +382,6 @@ def _train_loop_body(loop_config: dict[str, Any], spec: _TrialSpec, rank: int) -
             Mailbox(*spec.registry, loop_config["run_name"]).wait_forwarded(
                 reported[0], _FORWARD_WAIT_S)
         raise
-
-
-def _expose_tune_checkpoint(path: str) -> None:
-    """Make ``ray.train.get_checkpoint()`` return the checkpoint Tune resumes this trial from
-    (retry, restore, PBT), as itwinai 0.4's trainers read it under Train V1.
-
-    Ray 2.60's Train V2 has no public way to start a run from a checkpoint: see
-    :func:`._private.set_train_checkpoint`.
-    """
-    _private.set_train_checkpoint(path)
 
 
 def _worker_fn(spec: _TrialSpec) -> Any:
