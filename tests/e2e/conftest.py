@@ -18,8 +18,10 @@ _DEFAULT_CPUS = 4
 
 
 def _ray_cpus(item: pytest.Item | None) -> int | None:
-    """The Ray size ``item`` needs from ``ray_cluster``, or None when it does not use it."""
-    if item is None or "ray_cluster" not in getattr(item, "fixturenames", ()):
+    """The Ray size ``item`` needs from this file's ``ray_cluster``, or None when it does not
+    use it (a module may define a ``ray_cluster`` of its own: then it is not shared)."""
+    if (item is None or "ray_cluster" not in getattr(item, "fixturenames", ())
+            or "ray_cluster" in vars(item.module)):
         return None
     return getattr(item.module, "RAY_CPUS", _DEFAULT_CPUS)
 
