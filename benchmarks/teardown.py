@@ -20,6 +20,7 @@ All are printed as seconds after ``report``. The target: ``pg`` (and the trial's
 ``fn``/``proc``) <= 1 s.
 
     python benchmarks/teardown.py [--trials 4] [--epochs 2] [--num-cpus 3] [--repeats 1]
+        [--variants ours,ours-cleaner,raw] [--no-dashboard]
 """
 
 from __future__ import annotations
@@ -107,6 +108,16 @@ def _ours_trial_fn(config: dict[str, Any], spec: Any) -> None:
     return _timed(config["optim_lr"], lambda: ray_backend._trial_fn(config, spec))
 
 
+def _ours_cleaner_trial_fn(config: dict[str, Any], spec: Any) -> None:
+    """Ours as before issue 19's change: Ray Train's placement-group cleaner kept."""
+    from ray.train.torch import TorchTrainer
+
+    from itwinai_ray.backends.ray import train_run
+
+    train_run.torch_trainer_class = lambda has_registry: TorchTrainer  # this trial process
+    return _ours_trial_fn(config, spec)
+
+
 def _raw_loop(cfg: dict[str, Any]) -> None:
     import ray.train
 
@@ -124,7 +135,7 @@ def _raw_loop(cfg: dict[str, Any]) -> None:
 
 
 def run_ours(data: Any, lrs: list[float], args: argparse.Namespace, storage: str,
-             name: str) -> float:
+             name: str, cleaner: bool = False) -> float:
     from itwinai_ray import RayTorchTrainer
     from itwinai_ray.backends.ray import driver as ray_backend
 
@@ -138,8 +149,9 @@ def run_ours(data: Any, lrs: list[float], args: argparse.Namespace, storage: str
         run_config={"storage_path": storage, "name": name, "mlflow": False},
         search_space={"optim_lr": {"grid_search": lrs}},
     )
-    original, ray_backend._trial_fn = ray_backend._trial_fn, _ours_trial_fn
-    _ours_trial_fn.__mixins__ = original.__mixins__  # type: ignore[attr-defined]
+    fn = _ours_cleaner_trial_fn if cleaner else _ours_trial_fn
+    original, ray_backend._trial_fn = ray_backend._trial_fn, fn
+    fn.__mixins__ = original.__mixins__  # type: ignore[attr-defined]
     try:
         t0 = time.time()
         hpo.execute(*data)
@@ -258,7 +270,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=1, help="ABBA pairs")
-    parser.add_argument("--only", choices=("ours", "raw"))
+    parser.add_argument("--variants", default="ours,raw",
+                        help="comma-separated, run in ABC CBA order: ours, ours-cleaner "
+                             "(Ray's placement-group cleaner kept, as before issue 19), raw")
+    parser.add_argument("--address", help="a running Ray cluster (default: a local Ray)")
     parser.add_argument("--no-dashboard", action="store_true",
                         help="ray.init(include_dashboard=False); default: Ray's default, as "
                              "the product's local Ray (the dashboard when ray[default] is "
@@ -279,12 +294,15 @@ def main() -> None:
     data = data[:2]
     lrs = [10 ** (-3 + 1.5 * i / max(1, args.trials - 1)) for i in range(args.trials)]
     root = Path(tempfile.mkdtemp(prefix="teardown-bench-"))
-    os.environ[ENV_DIR] = str(root / "notes")  # inherited by Ray's workers
-    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False if args.no_dashboard else None,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}}, log_to_driver=False)
-    order = ["ours", "raw", "raw", "ours"] * args.repeats
-    if args.only:
-        order = [args.only] * args.repeats
+    os.environ[ENV_DIR] = str(root / "notes")
+    env = {"env_vars": {"OMP_NUM_THREADS": "1", ENV_DIR: os.environ[ENV_DIR]}}
+    if args.address:  # a running cluster (ray start --head), as on SLURM
+        ray.init(address=args.address, runtime_env=env, log_to_driver=False)
+    else:
+        ray.init(address="local", num_cpus=args.num_cpus, runtime_env=env,
+                 include_dashboard=False if args.no_dashboard else None, log_to_driver=False)
+    variants = args.variants.split(",")
+    order = (variants + variants[::-1]) * args.repeats
     for i, which in enumerate(order):
         notes = root / "notes"
         notes.mkdir(exist_ok=True)
@@ -293,7 +311,8 @@ def main() -> None:
         watcher = Watcher(notes)
         watcher.start()
         load0 = os.getloadavg()[0]
-        run = run_ours if which == "ours" else run_raw
+        run = {"ours": run_ours, "raw": run_raw,
+               "ours-cleaner": lambda *a: run_ours(*a, cleaner=True)}[which]
         wall = run(data, lrs, args, str(root / "runs"), f"{which}-{i}")
         time.sleep(1.0)  # let the watcher see the last process and group go
         watcher.stop.set()
