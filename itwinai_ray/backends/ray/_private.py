@@ -50,3 +50,29 @@ def alive_nodes(address: str, timeout_s: float) -> dict[str, str]:
     infos: Any = client.get_all_node_info(timeout=timeout_s,
                                           state_filter=GcsNodeInfo.GcsNodeState.ALIVE)
     return {info.node_name: info.node_manager_address for info in infos.values()}
+
+
+def without_placement_group_cleaner(callbacks: list[Any]) -> list[Any]:
+    """``callbacks`` (a Train V2 trainer's default callbacks) less Ray's placement-group cleaner.
+
+    Ray 2.60's ``DataParallelTrainer._create_default_callbacks`` always adds a
+    ``PlacementGroupCleanerCallback``: a detached actor (one more Python process per Train
+    run) whose monitor thread asks the State API (the dashboard) every second whether the
+    controller lives. At the end of every run the controller's ``before_controller_shutdown``
+    stops it with ``ray.get(cleaner.stop.remote(), timeout=12)`` (``placement_group_callback.py``
+    ``_stop_cleaner``), and ``stop`` joins that thread, i.e. waits out a State API call that a
+    busy dashboard answers late (``GET_ACTOR_TIMEOUT_S`` = 10 s): ``fit()`` returned up to
+    12 s after the worker group was gone, and the controller logged ``GetTimeoutError: Get
+    timed out`` ("Failed to stop PlacementGroupCleaner gracefully"). itwinai-ray's own
+    registry releases a killed trial's placement group without the dashboard
+    (:mod:`.release`), so a trial run with a registry does without Ray's cleaner. No public
+    API removes a default callback; with a Ray that moved the class, ``callbacks`` are
+    returned as they are.
+    """
+    try:
+        from ray.train.v2._internal.callbacks.placement_group_callback import (
+            PlacementGroupCleanerCallback,
+        )
+    except ImportError:  # another Ray: keep its defaults
+        return callbacks
+    return [cb for cb in callbacks if not isinstance(cb, PlacementGroupCleanerCallback)]

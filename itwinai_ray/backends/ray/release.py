@@ -3,9 +3,9 @@
 When a trial stops running it takes that trial's entries from the registry
 (:mod:`.registry`) and, :data:`~.registry.RELEASE_GRACE_S` later (the trial stops its Train
 run in order first), removes the placement groups (Ray issue #54305: a stopped trial kills
-the Train controller before it removes its group, and the only other cleaner needs the
-dashboard) and deletes the Train run directories (Tune holds its own copies of every
-re-reported checkpoint).
+the Train controller before it removes its group; Ray's own cleaner needs the dashboard,
+and worker-group trials run without it, see :mod:`.train_run`) and deletes the Train run
+directories (Tune holds its own copies of every re-reported checkpoint).
 """
 
 from __future__ import annotations

@@ -193,11 +193,12 @@ def _build_trainer(config: dict[str, Any], spec: _TrialSpec, trial_id: str, tria
                    resume_dir: str | None, run_name: str, reports: Any) -> Any:
     """The Train V2 ``TorchTrainer`` of one trial attempt (``reports``: the forwarding queue)."""
     import ray.train
-    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.train.torch import TorchConfig
 
     from itwinai_ray.backends.ray.forwarding import ForwardReports
+    from itwinai_ray.backends.ray.train_run import torch_trainer_class
 
-    return TorchTrainer(
+    return torch_trainer_class(spec.registry is not None)(
         train_loop_per_worker=_train_loop,
         torch_config=TorchConfig(**spec.torch_config),
         # The spec is small: worker_fn travels as an ObjectRef, fetched by each worker.
