@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -108,6 +109,19 @@ def demo_command(run_dir: Path, *overrides: str) -> list[str]:
     """``itwinai-ray exec-pipeline`` of the README demo, its results under ``run_dir``."""
     return [PYTHON, "-m", "itwinai_ray.cli", "exec-pipeline", "--config", str(DEMO_HPO),
             f"run_dir={run_dir}", *overrides]
+
+
+def stop_group(proc: subprocess.Popen, sig: int, timeout: float) -> None:
+    """Send ``sig`` to the process group of ``proc`` (started with ``start_new_session``);
+    SIGKILL it if it has not ended ``timeout`` s later."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def signal_when(command: list[str], pattern: str, sig: int, *, cwd: Path,

@@ -32,6 +32,7 @@ from testkit import (
     bash_blocks,
     bash_env,
     free_port,
+    stop_group,
     subprocess_env,
     tutorial_workdir,
 )
@@ -182,17 +183,6 @@ def _check_tutorial_results(experiment: Path, stderr: str) -> None:
     assert stderr.count("epoch 4/4") >= 2  # the plain run and the best-config re-run
 
 
-def _stop_group(run: subprocess.Popen) -> None:
-    """Stop the tutorial's commands and their Ray as Ctrl-C does (after a failed check)."""
-    if run.poll() is None:
-        os.killpg(run.pid, signal.SIGINT)
-        try:
-            run.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
-
-
 @pytest.mark.timeout(600)
 def test_02_runs_as_written_and_the_dashboard_shows_it_live(tmp_path, browser) -> None:
     cwd = tutorial_workdir(tmp_path)
@@ -216,4 +206,4 @@ def test_02_runs_as_written_and_the_dashboard_shows_it_live(tmp_path, browser) -
     finally:
         if dashboard is not None:
             _stop(dashboard, signal.SIGKILL)
-        _stop_group(run)
+        stop_group(run, signal.SIGINT, 60)  # as Ctrl-C does, after a failed check

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 import signal
 import subprocess
@@ -20,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from testkit import PYTHON, free_port, local_ray, subprocess_env
+from testkit import PYTHON, free_port, local_ray, stop_group, subprocess_env
 
 from itwinai_ray.cli import main
 
@@ -199,12 +198,7 @@ def test_mlflow_ui_serves_the_experiment_over_http(experiments) -> None:
             runs = json.loads(r.read())["runs"]
         assert len(runs) == 1 + len(LRS)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the UI and the server it started
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, signal.SIGTERM, 20)  # the UI and the server it started
 
 
 @pytest.mark.timeout(300)
