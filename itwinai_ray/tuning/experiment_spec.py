@@ -61,6 +61,9 @@ class ExperimentSpec:
             searcher that keeps its state, e.g. optuna).
         stop_at: when the stop signal of a time limit is due (Unix seconds): a trial whose
             first report is not expected before it waits (:mod:`.walltime`).
+        reuse_actors: whether a trial process serves the next trial (None: only with
+            ``num_workers == 1``). True with ``num_workers >= 2``: trials run on reusable
+            workers that each trial process keeps, instead of one Train V2 run each.
     """
 
     worker_fn: WorkerFn
@@ -94,6 +97,7 @@ class ExperimentSpec:
     torch_config: Mapping[str, Any] | None = None
     extend_to: int | None = None
     stop_at: float | None = None
+    reuse_actors: bool | None = None
 
 
 def from_settings(worker_fn: WorkerFn, plan: Any, name: str, storage: str, resume: bool, *,
@@ -114,4 +118,5 @@ def from_settings(worker_fn: WorkerFn, plan: Any, name: str, storage: str, resum
         max_iterations=plan.max_epochs, progress=run.progress, verbose=run.verbose,
         terminal=terminal, scope=tune.scope, capture_output=run.verbose == 0,
         mlflow=run.mlflow, torch_config=torch.as_ray_kwargs(),
-        extend_to=run.add_trials_to if resume else None, stop_at=stop_at)
+        extend_to=run.add_trials_to if resume else None, stop_at=stop_at,
+        reuse_actors=tune.reuse_actors)

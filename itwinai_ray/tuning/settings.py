@@ -129,6 +129,11 @@ class TuneSettings:
     #: An earlier experiment (directory or results.json) whose trials seed the searcher
     #: (see :mod:`itwinai_ray.tuning.warm_start`).
     warm_start: str | None = None
+    #: Whether a trial process serves the next trial (Ray's ``TuneConfig.reuse_actors``).
+    #: null (default): only with 1 worker per trial. true with ``num_workers >= 2``: each
+    #: trial process keeps its workers (torch imported, placement group held) for the next
+    #: trial, instead of one Ray Train run per trial (see docs/performance.md).
+    reuse_actors: bool | None = None
 
     @classmethod
     def from_any(cls, value: Any) -> TuneSettings:
@@ -152,6 +157,11 @@ class TuneSettings:
                 f"tune_config.time_budget_s is {settings.time_budget_s!r}, but must be a "
                 f"number of seconds > 0 or null (no limit)."
             )
+        if settings.reuse_actors not in (None, True, False):
+            raise ConfigurationError(
+                f"tune_config.reuse_actors is {settings.reuse_actors!r}, but must be true "
+                f"(trial processes and their workers serve the next trial), false or null "
+                f"(the default: only with 1 worker per trial).")
         check_stop(settings.stop)
         from .scope import Scope
 

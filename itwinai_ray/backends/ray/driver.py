@@ -159,6 +159,7 @@ def make_trainable(
     torch_config: Mapping[str, Any] | None = None,
     capture_output: bool = False,
     walltime_path: str | None = None,
+    pooled: bool = False,
 ) -> Any:
     """Build the Tune trainable (with its resources). Reuse it for ``Tuner.restore``.
 
@@ -188,13 +189,16 @@ def make_trainable(
         itwinai_aliases=itwinai_compat.is_installed(),
         capture_output=capture_output,
         walltime_path=walltime_path,
+        pooled=pooled and num_workers > 1,
     )
     if num_workers == 1:
-        bundle = dict(per_worker)
-    else:
-        bundle = {"CPU": res.DEFAULT_TRIAL_OVERHEAD_CPU}
+        bundles = [dict(per_worker)]
+    elif spec.pooled:  # the trial, then its workers' bundles (reused with the trial process)
+        bundles = [{"CPU": res.DEFAULT_TRIAL_OVERHEAD_CPU}] + [dict(per_worker)] * num_workers
+    else:  # Train V2 makes the workers' placement group
+        bundles = [{"CPU": res.DEFAULT_TRIAL_OVERHEAD_CPU}]
     trainable = ray.tune.with_parameters(_trial_fn, spec=spec)
-    return ray.tune.with_resources(trainable, ray.tune.PlacementGroupFactory([bundle]))
+    return ray.tune.with_resources(trainable, ray.tune.PlacementGroupFactory(bundles))
 
 
 def _warn_if_synchronous(scheduler: Any, concurrency: int, num_samples: int) -> None:
@@ -325,6 +329,14 @@ def run(spec: ExperimentSpec) -> ResultGrid:
         reg.sweep_train_runs(os.path.join(experiment_dir, _TRAIN_RUNS))
 
 
+def _reuse_actors(spec: ExperimentSpec) -> bool:
+    """Whether a trial process serves the next trial. By default only on the fast path
+    (``torch`` already imported: ~2.5 s per trial here); worker-group trials then run on a
+    Train V2 run each. ``reuse_actors: true`` with ``num_workers >= 2``: the pooled path
+    (:mod:`.pool`), whose trial processes keep their workers too."""
+    return spec.num_workers == 1 if spec.reuse_actors is None else bool(spec.reuse_actors)
+
+
 def _tuner(spec: ExperimentSpec, objective: _Objective, experiment_dir: str, concurrency: int,
            registry: tuple[str, str | None], callbacks: list[Any]) -> Any:
     """The Tuner (or the restored one) of the experiment."""
@@ -339,7 +351,8 @@ def _tuner(spec: ExperimentSpec, objective: _Objective, experiment_dir: str, con
         required_metrics=objective.all_metrics + StopWhen.reported_keys(spec.stop),
         torch_config=spec.torch_config, capture_output=spec.capture_output,
         walltime_path=(os.path.join(experiment_dir, WALLTIME_FILE)
-                       if spec.stop_at is not None else None))
+                       if spec.stop_at is not None else None),
+        pooled=_reuse_actors(spec))
     # Tune refuses metric/mode here when the scheduler already has its own, and takes one
     # metric only: several are the searcher's business.
     scheduler_has_metric = (getattr(spec.scheduler, "metric", None) is not None
@@ -356,9 +369,7 @@ def _tuner(spec: ExperimentSpec, objective: _Objective, experiment_dir: str, con
             mode=None if scheduler_has_metric else objective.mode,
             num_samples=spec.num_samples, search_alg=spec.search_alg, scheduler=spec.scheduler,
             max_concurrent_trials=concurrency, time_budget_s=spec.time_budget_s,
-            # Fast path: a trial process serves the next trial with torch already imported
-            # (~2.5 s per trial here). Not for worker groups: Train state lives in the actor.
-            reuse_actors=spec.num_workers == 1),
+            reuse_actors=_reuse_actors(spec)),
         run_config=ray.tune.RunConfig(
             name=spec.name, storage_path=os.path.abspath(spec.storage_path),
             callbacks=[*callbacks, *fail_fast_guard.callbacks], verbose=spec.verbose,

@@ -8,7 +8,6 @@ backend's modules import Ray Train/Tune.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from itwinai_ray.backends.ray import _private, output
+from itwinai_ray.backends.ray.trial_spec import _captured, _TrialSpec, _worker_fn
 from itwinai_ray.tuning.context import WorkerContext
 from itwinai_ray.tuning.walltime import WalltimeState
 
@@ -38,37 +38,6 @@ _TRAIN_POLL_ENV, _TRAIN_POLL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25"
 _FORWARD_WAIT_S = 15.0
 #: Worker-group start failures (a controller error) Train retries before the trial errors.
 _CONTROLLER_FAILURE_LIMIT = 2
-
-
-@dataclass(frozen=True)
-class _TrialSpec:
-    """Everything a trial needs besides its sampled config.
-
-    ``worker_fn`` (which may hold the trainer and its datasets) is a Ray ``ObjectRef``: it is
-    put in the object store once per experiment and only the processes that run it fetch it.
-    """
-
-    worker_fn_ref: Any
-    num_workers: int
-    use_gpu: bool
-    resources_per_worker: dict[str, float]
-    train_storage_path: str
-    trial_config_base: dict[str, Any]
-    train_checkpoints_to_keep: int | None
-    registry: tuple[str, str | None] | None = None  # (actor name, namespace)
-    #: The tuned metrics: a report without them fails the trial with a clear message.
-    required_metrics: tuple[str, ...] = ()
-    #: Train restarts of the worker group (from its last checkpoint) before the trial fails.
-    worker_max_failures: int = 0
-    #: The driver serves ``itwinai.*`` from itwinai_ray (itwinai not installed): so do workers.
-    itwinai_aliases: bool = False
-    #: ``ray.train.torch.TorchConfig`` arguments (process-group ``backend``, ``timeout_s``).
-    torch_config: dict[str, Any] = field(default_factory=dict)
-    #: Each trial process and Train worker writes its output to log files in the trial
-    #: directory (:mod:`.output`), not to the driver's terminal.
-    capture_output: bool = False
-    #: ``walltime.json`` of an experiment with a stop signal due (:mod:`itwinai_ray.tuning.walltime`), or None.
-    walltime_path: str | None = None
 
 
 # ----------------------------------------------------------------------------------------
@@ -120,6 +89,8 @@ def _trial_fn(config: dict[str, Any], spec: _TrialSpec) -> None:
             return
         if spec.num_workers == 1:
             _run_in_trial(trial_config, spec, tctx.get_trial_id(), trial_dir, resume_dir)
+        elif spec.pooled:
+            _run_pooled(trial_config, spec, tctx.get_trial_id(), trial_dir, resume_dir)
         else:
             _run_worker_group(trial_config, spec, tctx.get_trial_id(), trial_dir, resume_dir)
 
@@ -145,16 +116,25 @@ def _held_until_stopped(spec: _TrialSpec, trial_id: str) -> bool:
     return stopped
 
 
-def _captured(spec: _TrialSpec, path: str) -> Any:
-    return output.capture_fds(path) if spec.capture_output else contextlib.nullcontext()
-
-
 def _run_in_trial(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial_dir: str,
                   resume_dir: str | None) -> None:
     """Fast path: the trial process is the only worker."""
 
     ctx = _tune_context(trial_id, trial_dir, resume_dir, spec.required_metrics)
     _worker_fn(spec)(config, ctx)
+
+
+def _run_pooled(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial_dir: str,
+                resume_dir: str | None) -> None:
+    """On this trial process's reusable workers (:mod:`.pool`), with the orderly stop."""
+    from itwinai_ray.backends.ray.pool import run_pooled
+
+    stop = _STOPS[trial_id] = _OrderlyStop.Signal()
+    try:
+        run_pooled(config, spec, trial_id, trial_dir, resume_dir, stop)
+    finally:
+        _STOPS.pop(trial_id, None)
+        stop.done.set()
 
 
 def _tune_report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
@@ -383,17 +363,6 @@ def _train_loop_body(loop_config: dict[str, Any], spec: _TrialSpec, rank: int) -
             Mailbox(*spec.registry, loop_config["run_name"]).wait_forwarded(
                 reported[0], _FORWARD_WAIT_S)
         raise
-
-
-def _worker_fn(spec: _TrialSpec) -> Any:
-    """The experiment's worker_fn, unpickled here (with the driver's itwinai aliases)."""
-    import ray
-
-    if spec.itwinai_aliases:  # user modules that import itwinai.* unpickle as on the driver
-        from itwinai_ray import itwinai_compat
-
-        itwinai_compat.install()
-    return ray.get(spec.worker_fn_ref)
 
 
 _trial_fn.__mixins__ = (_OrderlyStop,)  # type: ignore[attr-defined]
