@@ -143,7 +143,10 @@ class _Attempt:
             if kinds == {REPORT}:
                 if self._forward(items) == STOP:
                     self._stop_workers()
-                    return
+                    # End the trial function as Tune's report asked: returning instead would
+                    # make Tune's wrapper report once more and wait, and a reused trial
+                    # process would never be free (reset_config fails).
+                    raise SystemExit(0)
             elif kinds <= {DONE, STOPPED}:
                 return
             else:
