@@ -34,21 +34,24 @@ class ProbeWorker:
         import torch.distributed as dist
 
         self.calls += 1
+        grouped = dist.is_initialized()  # not on the 1-worker fast path
         seen = torch.__dict__.setdefault("_pool_probe", {})  # this process's memory
         found = {
             "calls": self.calls,
             "leaked_env": int("POOL_PROBE_TRIAL" in os.environ),
-            "same_group": int(dist.group.WORLD is seen.get("group")),
+            "same_group": int(grouped and dist.group.WORLD is seen.get("group")),
             "same_seed": int(torch.initial_seed() == seen.get("seed")),
-            "env_rank": int(os.environ["RANK"]), "env_world": int(os.environ["WORLD_SIZE"]),
+            "env_rank": int(os.environ.get("RANK", -1)),
+            "env_world": int(os.environ.get("WORLD_SIZE", -1)),
         }
         seen["seed"] = torch.initial_seed()
         os.environ["POOL_PROBE_TRIAL"] = ctx.trial_id  # must not reach the next trial
-        world = dist.get_world_size()
+        world = dist.get_world_size() if grouped else 1
         total = torch.ones(1)
-        dist.all_reduce(total)  # the group really has world_size members
+        if grouped:
+            dist.all_reduce(total)  # the group really has world_size members
         model, start = _model(ctx)
-        ddp = torch.nn.parallel.DistributedDataParallel(model)
+        ddp = torch.nn.parallel.DistributedDataParallel(model) if grouped else model
         opt = torch.optim.SGD(ddp.parameters(), lr=config["lr"])
         x = torch.linspace(-1, 1, 32).unsqueeze(1)[ctx.rank::world]
         for epoch in range(start, config["epochs"]):
@@ -65,9 +68,10 @@ class ProbeWorker:
                 ctx.report({"loss": float(loss.detach()), "world_size": world,
                             "members": int(total.item()), "used_lr": opt.param_groups[0]["lr"],
                             "pid": os.getpid(), "start_epoch": start,
-                            "resumed": int(ctx.resume_checkpoint_dir is not None), **found},
+                            "resumed": int(ctx.resume_checkpoint_dir is not None),
+                            "trial_dir": ctx.trial_dir, **found},
                            checkpoint_dir=d)
-        seen["group"] = dist.group.WORLD  # held: a new group of the next trial is another
+        seen["group"] = dist.group.WORLD if grouped else None  # held: a new group of the next trial is another
 
 
 def _model(ctx: WorkerContext) -> tuple[Any, int]:
@@ -97,10 +101,21 @@ def _fail_if_planned(config: dict[str, Any], ctx: WorkerContext, epoch: int) -> 
 
 def _run(tmp_path: Path, name: str, space: dict[str, Any], **options: Any) -> Any:
     base = {"epochs": 3, **options.pop("base", {})}
+    options = {"num_workers": 2, "reuse_actors": True, **options}
     return run_experiment(
-        ProbeWorker(), space, num_workers=2, use_gpu=False, resources_per_worker={"CPU": 1},
+        ProbeWorker(), space, use_gpu=False, resources_per_worker={"CPU": 1},
         metric="loss", mode="min", num_samples=1, storage_path=str(tmp_path), name=name,
-        trial_config_base=base, reuse_actors=True, progress=False, mlflow=False, **options)
+        trial_config_base=base, progress=False, mlflow=False, **options)
+
+
+def _assert_own_directories(grid: Any, ranks: int) -> None:
+    """Every trial, also one run by a reused trial process, wrote to its own directory on
+    storage: ctx.trial_dir, its checkpoints and the captured output of each rank."""
+    for r in grid:
+        assert r.metrics["trial_dir"] == r.path, (r.metrics["trial_dir"], r.path)
+        logs = {"trial.log"} if ranks > 1 else set()
+        logs |= {f"worker-{rank}.log" for rank in range(ranks)}
+        assert logs <= set(os.listdir(r.path)), (r.path, os.listdir(r.path))
 
 
 def _alive_groups(ray: Any) -> list[str]:
@@ -120,7 +135,8 @@ def test_asha_trials_reuse_workers_and_each_gets_its_own_group(ray_cluster, tmp_
 
     lrs = [0.3, 0.1, 0.03, 0.01, 0.003, 0.001]
     grid = _run(tmp_path, "asha", {"lr": tune.grid_search(lrs)}, base={"epochs": 4},
-                scheduler=ASHAScheduler(max_t=4, grace_period=1, reduction_factor=2))
+                scheduler=ASHAScheduler(max_t=4, grace_period=1, reduction_factor=2),
+                capture_output=True)
     assert grid.num_errors == 0, [r.error for r in grid]
     assert len(grid) == len(lrs)
     iters = [r.metrics["training_iteration"] for r in grid]
@@ -134,6 +150,7 @@ def test_asha_trials_reuse_workers_and_each_gets_its_own_group(ray_cluster, tmp_
     # trials, so trials did run on workers another trial used before.
     pids = [r.metrics["pid"] for r in grid]
     assert len(set(pids)) < len(pids), pids
+    _assert_own_directories(grid, ranks=2)
     best = grid.get_best_result()
     assert best.config["lr"] == 0.3
     assert sorted(os.listdir(best.checkpoint.path)) == ["model_rank0.pt", "model_rank1.pt"]
@@ -196,3 +213,19 @@ def test_a_trial_stopped_between_reports_ends_cleanly(ray_cluster, tmp_path) -> 
     assert r.error is None
     assert 1 <= r.metrics["training_iteration"] < 30
     assert _alive_groups(ray_cluster) == []
+
+
+@pytest.mark.timeout(240)
+def test_fast_path_trials_of_a_reused_process_write_to_their_own_directory(
+        ray_cluster, tmp_path) -> None:
+    """1 worker per trial reuses trial processes by default: a later trial's ctx.trial_dir
+    and log file are its own directory on storage (Ray gives a reused process a local
+    working directory that it never uploads)."""
+    from ray import tune
+
+    grid = _run(tmp_path, "fast", {"lr": tune.grid_search([0.3, 0.1, 0.03, 0.01])},
+                num_workers=1, reuse_actors=None, max_concurrent_trials=1,
+                capture_output=True, base={"epochs": 1})
+    assert grid.num_errors == 0, [r.error for r in grid]
+    assert len({r.metrics["pid"] for r in grid}) == 1  # one process served all 4 trials
+    _assert_own_directories(grid, ranks=1)

@@ -76,3 +76,30 @@ def without_placement_group_cleaner(callbacks: list[Any]) -> list[Any]:
     except ImportError:  # another Ray: keep its defaults
         return callbacks
     return [cb for cb in callbacks if not isinstance(cb, PlacementGroupCleanerCallback)]
+
+
+def trial_storage_dir(fallback: str) -> str:
+    """The current Tune trial's directory under the storage path (a local or shared
+    filesystem), else ``fallback``.
+
+    Ray 2.60: ``ray.tune.get_context().get_trial_dir()`` is the trial's directory on storage
+    only for the first trial of a trial process. A reused process (``reuse_actors``) gets the
+    next trial's *working* directory (``<Ray session>/artifacts/.../working_dirs/<trial>``,
+    ``FunctionTrainable.reset_config``), which Tune never uploads: the log files and anything
+    else the trial wrote there were lost with Ray's session folder. The session's
+    ``StorageContext`` (``ray.train._internal.session``) knows the storage path.
+    """
+    import os
+
+    try:
+        import pyarrow.fs
+        from ray.train._internal.session import get_session
+
+        storage = get_session().storage
+        if not isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
+            return fallback
+        path = str(storage.trial_fs_path)
+    except Exception:  # noqa: BLE001 - another Ray: keep Tune's directory
+        return fallback
+    os.makedirs(path, exist_ok=True)
+    return path

@@ -80,7 +80,7 @@ def _trial_fn(config: dict[str, Any], spec: _TrialSpec) -> None:
     tune_ckpt = ray.tune.get_checkpoint()
     resume_dir = tune_ckpt.path if tune_ckpt is not None else None
     tctx = ray.tune.get_context()
-    trial_dir = tctx.get_trial_dir()
+    trial_dir = _private.trial_storage_dir(tctx.get_trial_dir())  # also in a reused process
     # The fast path's trial process is rank 0; a worker group's trial process only forwards.
     log_name = (output.WORKER_LOG.format(rank=0) if spec.num_workers == 1
                 else output.TRIAL_LOG)
@@ -165,7 +165,7 @@ def tune_trial_context() -> WorkerContext | None:
 
     tctx = ray.tune.get_context()
     ckpt = ray.tune.get_checkpoint()
-    return _tune_context(tctx.get_trial_id(), tctx.get_trial_dir(),
+    return _tune_context(tctx.get_trial_id(), _private.trial_storage_dir(tctx.get_trial_dir()),
                          ckpt.path if ckpt is not None else None)
 
 
