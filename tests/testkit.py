@@ -44,6 +44,13 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def pooled_options(pooled: bool) -> dict[str, Any]:
+    """``tune_config`` entries of a test run on the pooled path: trial processes keep their
+    workers (``reuse_actors``), and one trial at a time, so the later trials do run on the
+    workers of the earlier ones."""
+    return {"reuse_actors": True, "max_concurrent_trials": 1} if pooled else {}
+
+
 @contextmanager
 def local_ray(num_cpus: int) -> Iterator[Any]:
     """A real local Ray with ``num_cpus`` logical CPUs (overcommitted on purpose: 2 trials x

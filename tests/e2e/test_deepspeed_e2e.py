@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit import ROOT, free_port, subprocess_env
+from testkit import ROOT, free_port, pooled_options, subprocess_env
 
 from itwinai_ray.distributed.deepspeed import deepspeed_available
 
@@ -77,7 +77,8 @@ def reported_history(trial_dir: str) -> list[dict[str, Any]]:
 
 @needs_deepspeed
 @pytest.mark.timeout(600)
-def test_ray_hpo_with_deepspeed_resumes_after_a_failure(ray_cluster, digits_split,
+@pytest.mark.parametrize("pooled", [False, True], ids=["train", "pooled"])
+def test_ray_hpo_with_deepspeed_resumes_after_a_failure(ray_cluster, digits_split, pooled: bool,
                                                         tmp_path: Path) -> None:
     from hpo_trainers import FailOnceTrainer
 
@@ -89,7 +90,7 @@ def test_ray_hpo_with_deepspeed_resumes_after_a_failure(ray_cluster, digits_spli
         trainer=FailOnceTrainer(epochs=3, strategy=strategy, random_seed=0,
                                 config={"batch_size": 32, "hidden_size": 32}),
         scaling_config={"num_workers": 2},
-        tune_config={"num_samples": 1, "metric": "val_loss", "mode": "min"},
+        tune_config={"num_samples": 1, "metric": "val_loss", "mode": "min", **pooled_options(pooled)},
         run_config={"storage_path": str(tmp_path), "name": "ds-hpo", "max_failures": 1},
         search_space={"optim_lr": {"type": "grid_search", "values": [3e-3, 1e-2]}})
     *_, results = trainer.execute(*digits_split)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from testkit import ROOT, subprocess_env
+from testkit import ROOT, pooled_options, subprocess_env
 
 from itwinai_ray.distributed.horovod import horovod_available
 
@@ -66,7 +66,8 @@ RAY_CPUS = 5
 
 @needs_horovod
 @pytest.mark.timeout(300)
-def test_ray_hpo_with_horovod_one_group_per_trial(ray_cluster, digits_split,
+@pytest.mark.parametrize("pooled", [False, True], ids=["train", "pooled"])
+def test_ray_hpo_with_horovod_one_group_per_trial(ray_cluster, digits_split, pooled: bool,
                                                   tmp_path: Path) -> None:
     from hpo_trainers import HorovodSeenTrainer
 
@@ -76,7 +77,7 @@ def test_ray_hpo_with_horovod_one_group_per_trial(ray_cluster, digits_split,
         trainer=HorovodSeenTrainer(epochs=2, strategy="horovod", random_seed=0,
                                    config={"batch_size": 32, "hidden_size": 32}),
         scaling_config={"num_workers": 2},
-        tune_config={"num_samples": 1, "metric": "val_loss", "mode": "min"},
+        tune_config={"num_samples": 1, "metric": "val_loss", "mode": "min", **pooled_options(pooled)},
         run_config={"storage_path": str(tmp_path), "name": "hvd-hpo"},
         search_space={"optim_lr": {"type": "grid_search", "values": [3e-3, 1e-2]}})
     *_, results = trainer.execute(*digits_split)

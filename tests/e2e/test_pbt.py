@@ -17,6 +17,12 @@ RAY_CPUS = 4  # the local Ray of tests/e2e/conftest.py's ray_cluster
 @pytest.mark.timeout(300)
 def test_pbt_exploit_resumes_another_trials_checkpoint_with_a_new_lr(
         ray_cluster, tmp_path, digits_split) -> None:
+    run_and_check_pbt(tmp_path, digits_split, {"num_workers": 1}, {})
+
+
+def run_and_check_pbt(tmp_path, digits_split, scaling_config: dict, tune_extra: dict) -> None:
+    """Run the PBT experiment with these scaling and extra tune settings, and check it (also
+    used by test_pool_e2e: PBT on pooled 2-worker trials)."""
     from search_trainers import RecordingDigitsTrainer
 
     from itwinai_ray.integrations.ray_trainer import RayTorchTrainer
@@ -26,10 +32,11 @@ def test_pbt_exploit_resumes_another_trials_checkpoint_with_a_new_lr(
                                                "epoch_sleep": 0.4,
                                                "record_dir": str(tmp_path)},
                                        epochs=6, random_seed=0),
-        scaling_config={"num_workers": 1},
+        scaling_config=scaling_config,
         tune_config={"num_samples": 4, "metric": "val_loss", "mode": "min",
                      "scheduler": {"name": "pbt", "perturbation_interval": 1,
-                                   "quantile_fraction": 0.25, "resample_probability": 0.0}},
+                                   "quantile_fraction": 0.25, "resample_probability": 0.0},
+                     **tune_extra},
         run_config={"storage_path": str(tmp_path), "name": "pbt"},
         search_space={"optim_lr": {"type": "loguniform", "lower": 1e-4, "upper": 0.1}},
     )
