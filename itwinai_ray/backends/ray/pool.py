@@ -267,15 +267,36 @@ def _start_group(spec: _TrialSpec, pg: Any) -> _Group:
     actor = ray.remote(PoolWorker)
     workers = [actor.options(**options, scheduling_strategy=PlacementGroupSchedulingStrategy(
         pg, placement_group_bundle_index=i + 1)).remote() for i in range(spec.num_workers)]
-    places = ray.get([w.place.remote() for w in workers])
-    nodes = list(dict.fromkeys(node for node, _, _ in places))  # bundle order
-    order = sorted(range(len(workers)), key=lambda i: nodes.index(places[i][0]))
-    node_ranks = [nodes.index(places[i][0]) for i in order]
-    local_ranks = [node_ranks[:r].count(node_ranks[r]) for r in range(len(order))]
-    gpus = {node: [g for n, _, ids in places if n == node for g in ids] for node in nodes}
-    ray.get([workers[i].share_gpus.remote(gpus[places[i][0]]) for i in order])
-    return _Group(workers=[workers[i] for i in order], node_ranks=node_ranks,
-                  local_ranks=local_ranks, ip=places[order[0]][1])
+    layout = RankLayout.of(ray.get([w.place.remote() for w in workers]))
+    ray.get([workers[i].share_gpus.remote(layout.node_gpus[r])
+             for r, i in enumerate(layout.order)])
+    return _Group(workers=[workers[i] for i in layout.order], node_ranks=layout.node_ranks,
+                  local_ranks=layout.local_ranks, ip=layout.ip)
+
+
+@dataclass(frozen=True)
+class RankLayout:
+    """Ranks of the workers from where they run, as Train V2 assigns them: the workers of
+    one node get consecutive ranks (nodes in the order of their first bundle), a local rank
+    each, and every worker of a node sees the GPUs of all of them (``LOCAL_RANK`` indexes
+    ``CUDA_VISIBLE_DEVICES``)."""
+
+    order: list[int]  # rank -> index of the worker (its bundle)
+    node_ranks: list[int]
+    local_ranks: list[int]
+    node_gpus: list[list[str]]  # rank -> the GPU ids its node's workers share
+    ip: str  # rank 0's node: the process group's address
+
+    @classmethod
+    def of(cls, places: list[tuple[str, str, list[str]]]) -> RankLayout:
+        """``places``: (node id, node IP, GPU ids) of each worker, in bundle order."""
+        nodes = list(dict.fromkeys(node for node, _, _ in places))
+        order = sorted(range(len(places)), key=lambda i: nodes.index(places[i][0]))
+        node_ranks = [nodes.index(places[i][0]) for i in order]
+        gpus = {node: [g for n, _, ids in places if n == node for g in ids] for node in nodes}
+        return cls(order=order, node_ranks=node_ranks,
+                   local_ranks=[node_ranks[:r].count(node_ranks[r]) for r in range(len(order))],
+                   node_gpus=[gpus[places[i][0]] for i in order], ip=places[order[0]][1])
 
 
 def _discard(group: _Group) -> None:
