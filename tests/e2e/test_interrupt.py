@@ -12,29 +12,36 @@ import pytest
 from testkit import DEMO_RAY, demo_command, signal_when, subprocess_env
 
 EXIT_INTERRUPTED = 75
-EPOCHS = 20
+#: Epochs per trial: enough that a trial is still training when the signal's stop arrives
+#: (an epoch of a pooled trial takes ~0.1 s here, of a Train run's ~0.3 s).
+EPOCHS = {"train": 20, "pooled": 150}
 
 
-def _command(run_dir: Path, *extra: str) -> list[str]:
-    """The demo: 2 trials of 2 DDP workers, both at once, FIFO (each runs to the end)."""
-    return demo_command(run_dir, f"epochs={EPOCHS}", "num_samples=2",
-                        f"{DEMO_RAY}.tune_config.scheduler=fifo", *extra)
+def _command(run_dir: Path, path: str, *extra: str) -> list[str]:
+    """The demo: 2 trials of 2 DDP workers, both at once, FIFO (each runs to the end), on a
+    Train run per trial or on reused workers (the demo's ``reuse_actors: true``)."""
+    return demo_command(run_dir, f"epochs={EPOCHS[path]}", "num_samples=2",
+                        f"{DEMO_RAY}.tune_config.scheduler=fifo",
+                        f"{DEMO_RAY}.tune_config.reuse_actors={str(path == 'pooled').lower()}",
+                        *extra)
 
 
-def _interrupt_after_first_reports(run_dir: Path, sig: int) -> subprocess.CompletedProcess:
+def _interrupt_after_first_reports(run_dir: Path, path: str,
+                                   sig: int) -> subprocess.CompletedProcess:
     """Run, and send ``sig`` once the progress view shows a first reported value."""
-    return signal_when(_command(run_dir), r"\| best val_loss \(.*\): \d", sig,
+    return signal_when(_command(run_dir, path), r"\| best val_loss \(.*\): \d", sig,
                        cwd=run_dir.parent, wait_s=240)
 
 
 @pytest.mark.timeout(600)
-def test_interrupted_run_says_so_and_resume_redoes_nothing(tmp_path) -> None:
+@pytest.mark.parametrize("path", ["train", "pooled"])
+def test_interrupted_run_says_so_and_resume_redoes_nothing(tmp_path, path: str) -> None:
     """SIGTERM: through our handler (taken back from Ray's core after ray.init) into Tune's
     own stop. SIGUSR1 goes to Tune's handler directly: tests/e2e/test_slurm_e2e.py sends it."""
     sig = signal.SIGTERM
     run_dir = tmp_path / "runs"
     run_dir.mkdir()
-    first = _interrupt_after_first_reports(run_dir, sig)
+    first = _interrupt_after_first_reports(run_dir, path, sig)
     assert first.returncode == EXIT_INTERRUPTED, first.stdout[-3000:]
     assert "Pipeline 'training_pipeline' finished" not in first.stdout
     assert "was interrupted" in first.stdout
@@ -47,7 +54,7 @@ def test_interrupted_run_says_so_and_resume_redoes_nothing(tmp_path) -> None:
     assert "interrupted" in statuses.values(), statuses
     assert "stopped early" not in statuses.values(), statuses  # never mislabelled
 
-    second = subprocess.run(_command(run_dir, "--resume"), cwd=tmp_path, env=subprocess_env(),
+    second = subprocess.run(_command(run_dir, path, "--resume"), cwd=tmp_path, env=subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             timeout=400)
     assert second.returncode == 0, second.stdout[-3000:]
@@ -56,6 +63,6 @@ def test_interrupted_run_says_so_and_resume_redoes_nothing(tmp_path) -> None:
     assert [t["status"] for t in final["trials"]] == ["finished"] * 2
     for trial in experiment.glob("_trial_fn_*"):  # each reported epoch once, in order
         history = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
-        epochs = list(range(1, EPOCHS + 1))
+        epochs = list(range(1, EPOCHS[path] + 1))
         assert [h["training_iteration"] for h in history] == epochs, trial.name
         assert [h["epoch"] for h in history] == epochs, trial.name
