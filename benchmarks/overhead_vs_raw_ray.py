@@ -91,8 +91,14 @@ class BenchDigitsTrainer(DigitsTrainer):
         loss = super().train_epoch()  # averaged over ranks
         metrics = self.epoch_metrics
         metrics["t_first_step"] = float(self._t_first_step or float("nan"))  # this rank's
-        metrics["t_trial_start"] = float(self.bench_t_trial_start)
+        metrics["t_trial_start"] = self.bench_value(T_START_KEY)
         return loss
+
+    def bench_value(self, key: str) -> float:
+        """A time stamp given as a trial value: a key the constructor does not take goes into
+        the config (as itwinai does), not onto the attribute of the same name."""
+        value = self.config.model_dump().get(key)
+        return float(getattr(self, key) if value is None else value)
 
 
 def _timed_trial_fn(config: dict[str, Any], spec: Any) -> None:
@@ -106,9 +112,10 @@ def _timed_trial_fn(config: dict[str, Any], spec: Any) -> None:
 
 
 def run_ours(data: tuple[Any, Any], lrs: list[float], args: argparse.Namespace,
-             storage: str, name: str, mlflow: bool = True,
+             storage: str, name: str, mlflow: bool = True, reuse_actors: bool = False,
              ) -> tuple[float, list[dict[str, Any]], int]:
-    """Ours, as a user runs it: MLflow tracking on (the default) unless ``mlflow=False``."""
+    """Ours, as a user runs it: MLflow tracking on (the default) unless ``mlflow=False``;
+    ``reuse_actors``: the pooled path (trial processes keep their workers)."""
     from itwinai_ray import RayTorchTrainer
     from itwinai_ray.backends.ray import driver as ray_backend
     from itwinai_ray.tuning import resources
@@ -119,7 +126,8 @@ def run_ours(data: tuple[Any, Any], lrs: list[float], args: argparse.Namespace,
     hpo = RayTorchTrainer(
         trainer=trainer,
         scaling_config={"num_workers": args.workers},
-        tune_config={"num_samples": 1, "metric": "loss", "mode": "min", "scheduler": "fifo"},
+        tune_config={"num_samples": 1, "metric": "loss", "mode": "min", "scheduler": "fifo",
+                     **({"reuse_actors": True} if reuse_actors else {})},
         run_config={"storage_path": storage, "name": name, "mlflow": mlflow},
         search_space={"optim_lr": {"grid_search": lrs}},
     )

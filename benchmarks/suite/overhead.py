@@ -37,15 +37,16 @@ def _starts(rows: list[dict[str, Any]]) -> list[float]:
             if r.get("t_first_step") is not None and r.get("t_trial_start") is not None]
 
 
-def _run_pairs(data: Any, a: argparse.Namespace, repeats: int,
-               storage: str) -> dict[str, Any]:
+def _run_pairs(data: Any, a: argparse.Namespace, repeats: int, storage: str,
+               variants: tuple[str, ...] = ("ours", "raw", "ours_nomlflow")) -> dict[str, Any]:
+    """``variants``: "ours" is the default (MLflow tracking on); "ours_nomlflow" the same run
+    with run_config mlflow: false, i.e. the same work as raw, which tracks nothing;
+    "ours_pooled" ours with ``tune_config.reuse_actors: true`` (MLflow on)."""
     from itwinai_ray.backends.ray import driver as ray_backend
     from itwinai_ray.tuning import resources
 
     lrs = _lrs(a.trials)
-    # "ours" is the default (MLflow tracking on); "ours_nomlflow" the same run with
-    # run_config mlflow: false, i.e. the same work as raw, which tracks nothing.
-    variants = ["ours", "raw", "ours_nomlflow"]
+    variants = list(variants)
     walls: dict[str, list[float]] = {v: [] for v in variants}
     starts: dict[str, list[float]] = {v: [] for v in variants}
     losses: dict[str, dict[float, float]] = {v: {} for v in variants}
@@ -60,7 +61,8 @@ def _run_pairs(data: Any, a: argparse.Namespace, repeats: int,
         name = f"{which}-{a.workers}w-{i}"
         if which != "raw":
             wall, rows, _ = ovr.run_ours(data, lrs, a, storage, name,
-                                         mlflow=which == "ours")
+                                         mlflow=which != "ours_nomlflow",
+                                         reuse_actors=which == "ours_pooled")
         else:
             wall, rows = ovr.run_raw(data, lrs, a, storage, name, raw_conc)
         errors = sum(r["status"] == "error" for r in rows)
@@ -72,9 +74,9 @@ def _run_pairs(data: Any, a: argparse.Namespace, repeats: int,
         loads.append(common.load1())
         print(f"  [{i}] {which} {a.trials}x{a.workers}w x{a.epochs}ep: wall {wall:.1f} s, "
               f"load {loads[-1]}", flush=True)
-    common_lrs = set(losses["ours"]) & set(losses["raw"]) & set(losses["ours_nomlflow"])
+    common_lrs = set.intersection(*(set(losses[v]) for v in variants))
     diff = max((abs(losses[v][k] - losses["raw"][k]) for k in common_lrs
-                for v in ("ours", "ours_nomlflow")), default=None)
+                for v in variants if v != "raw"), default=None)
     return {"walls": walls, "starts": starts, "loads": loads, "max_loss_diff": diff,
             "concurrency": concurrency, "raw_concurrency": raw_conc}
 

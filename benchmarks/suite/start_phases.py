@@ -38,8 +38,8 @@ class PhaseTrainer(ovr.BenchDigitsTrainer):
 
     def train_epoch(self) -> Any:
         loss = super().train_epoch()
-        self.epoch_metrics.update({"t_build": float(self.bench_t_build),
-                        "t_loop": float(self.bench_t_loop),
+        self.epoch_metrics.update({"t_build": self.bench_value("bench_t_build"),
+                        "t_loop": self.bench_value("bench_t_loop"),
                         "t_execute": float(getattr(self, "_t_execute", float("nan")))})
         return loss
 
