@@ -125,7 +125,8 @@ def run_ours(data: tuple[Any, Any], lrs: list[float], args: argparse.Namespace,
         epochs=args.epochs, random_seed=SEED)
     hpo = RayTorchTrainer(
         trainer=trainer,
-        scaling_config={"num_workers": args.workers},
+        scaling_config={"num_workers": args.workers,
+                        **({"use_gpu": True} if getattr(args, "use_gpu", False) else {})},
         tune_config={"num_samples": 1, "metric": "loss", "mode": "min", "scheduler": "fifo",
                      **({"reuse_actors": True} if reuse_actors else {})},
         run_config={"storage_path": storage, "name": name, "mlflow": mlflow},
@@ -214,7 +215,7 @@ def raw_train_loop(cfg: dict[str, Any]) -> None:
                 v_acc += accuracy(pred, y)
                 n_val += 1
         sums = torch.tensor([t_loss / n_train, t_acc / n_train, v_loss / n_val, v_acc / n_val],
-                            dtype=torch.float64)
+                            dtype=torch.float64, device=ray.train.torch.get_device())
         if world > 1:
             dist.all_reduce(sums)
         t_loss, t_acc, v_loss, v_acc = (sums / world).tolist()
@@ -242,7 +243,8 @@ def raw_trainable(config: dict[str, Any], data: Any, settings: dict[str, Any]) -
         raw_train_loop,
         train_loop_config={**settings, "lr": config["lr"], "data": data,
                            "t_trial_start": t_trial_start},
-        scaling_config=ray.train.ScalingConfig(num_workers=settings["workers"]),
+        scaling_config=ray.train.ScalingConfig(num_workers=settings["workers"],
+                                               use_gpu=settings.get("use_gpu", False)),
         run_config=ray.train.RunConfig(
             name=f"{trial_id}_{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=settings["train_storage"],
@@ -255,7 +257,8 @@ def run_raw(data: tuple[Any, Any], lrs: list[float], args: argparse.Namespace,
             storage: str, name: str, concurrency: int) -> tuple[float, list[dict[str, Any]]]:
     from ray import tune
 
-    settings = {"workers": args.workers, "epochs": args.epochs, "batch_size": args.batch_size,
+    settings = {"workers": args.workers, "use_gpu": getattr(args, "use_gpu", False),
+                "epochs": args.epochs, "batch_size": args.batch_size,
                 "hidden": args.hidden, "train_storage": os.path.join(storage, name, "_train")}
     t0 = time.time()
     tuner = tune.Tuner(
