@@ -7,8 +7,9 @@
 
 Items (see benchmarks/README.md, "Suite"): overhead (1 wrapper overhead and 2 trial start
 latency), early_stop (3), throughput (4), utilisation (5), scaling (6), short_trials (7,
-issue 19: 8 one-epoch 2-worker trials, ours vs hand-written Ray, ABC CBA), and the optional
-scripts of other issues when they exist (search_quality, strategy_throughput; with their own
+issue 19: 8 one-epoch 2-worker trials, ours vs hand-written Ray, ABC CBA), epoch_time (8,
+issue 19: the steady-state epoch of 20-epoch trials, ours and ours pooled over raw), and the
+optional scripts of other issues when they exist (search_quality, strategy_throughput; with their own
 defaults, and under --quick only when named with --only). Results go to
 ``benchmarks/results/<UTC date-time>.json`` (``--out`` to change). Run it alone on the machine
 (``flock /tmp/heavy.lock python -m benchmarks``): the numbers are timings.
@@ -33,7 +34,7 @@ from benchmarks.suite import common, optional
 from benchmarks.suite.common import Measurement
 
 ITEMS = ("overhead", "start_phases", "early_stop", "throughput", "utilisation", "scaling",
-         "short_trials")
+         "short_trials", "epoch_time")
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 

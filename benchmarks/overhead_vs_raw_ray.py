@@ -150,7 +150,7 @@ def run_ours(data: tuple[Any, Any], lrs: list[float], args: argparse.Namespace,
                      "t_trial_start": row.metrics.get("t_trial_start"),
                      "t_first_step": row.metrics.get("t_first_step"),
                      "first_result_s": first.get("time_this_iter_s"),
-                     "time_total_s": row.metrics.get("time_total_s")})
+                     "time_total_s": row.metrics.get("time_total_s"), "path": row.path})
     return wall, rows, concurrency
 
 
@@ -280,7 +280,7 @@ def run_raw(data: tuple[Any, Any], lrs: list[float], args: argparse.Namespace,
                      "loss": m.get("loss"), "t_trial_start": m.get("t_trial_start"),
                      "t_first_step": m.get("t_first_step"),
                      "first_result_s": first.get("time_this_iter_s"),
-                     "time_total_s": m.get("time_total_s")})
+                     "time_total_s": m.get("time_total_s"), "path": result.path})
     return wall, rows
 
 
