@@ -204,14 +204,16 @@ def test_resume_continues_an_errored_trial_from_its_checkpoint(ray_cluster, tmp_
 @pytest.mark.timeout(240)
 def test_a_trial_stopped_between_reports_ends_cleanly(ray_cluster, tmp_path) -> None:
     """The time budget ends the experiment while a trial trains: it stops at its next report,
-    as a stopped trial (not an error), and leaves nothing behind."""
+    as a stopped trial (not an error), and leaves nothing behind. The budget leaves the
+    trial's cold start (its workers import torch: 4.5 s idle, 3 times that under load) time
+    to report a few epochs first."""
     t0 = time.time()
-    grid = _run(tmp_path, "budget", {"lr": 0.1}, base={"epochs": 30, "epoch_sleep": 1.0},
-                time_budget_s=6)
-    assert time.time() - t0 < 60
+    grid = _run(tmp_path, "budget", {"lr": 0.1}, base={"epochs": 200, "epoch_sleep": 0.5},
+                time_budget_s=20)
+    assert time.time() - t0 < 90
     [r] = list(grid)
     assert r.error is None
-    assert 1 <= r.metrics["training_iteration"] < 30
+    assert 1 <= r.metrics["training_iteration"] < 200
     assert _alive_groups(ray_cluster) == []
 
 

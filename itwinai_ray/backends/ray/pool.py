@@ -12,8 +12,10 @@ the next trial with the same resources (``reuse_actors``), and the trial process
 - each report round (every rank reported) is re-reported to Tune with the checkpoint all
   ranks wrote; the workers wait for the verdict, so a trial that Tune stops there stops at
   once on every rank and leaves its workers ready for the next trial;
-- a trial stopped between reports (time budget, experiment end) stops at its next report,
-  or its workers are killed after ``_STOP_GRACE_S``;
+- a trial stopped between reports (time budget, experiment end) stops at its next report:
+  Tune's calls to a trial process wait for the running one, which returns at a report (at
+  the experiment's end, Tune kills a trial process that takes over 10 s, and its workers
+  with it); workers that do not stop within ``_STOP_GRACE_S`` of the verdict are replaced;
 - a worker error or death kills the trial's workers (another rank may wait in a collective
   forever); ``worker_max_failures`` restarts them from the latest checkpoint, as Train does;
 - the workers are the trial process's child actors: they end with it (Tune stops it, the
@@ -87,7 +89,7 @@ def run_pooled(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial_di
     """Run one trial on this trial process's workers; ``stop``: its ``_OrderlyStop.Signal``."""
     from itwinai_ray.backends.ray.registry import registry_notify
 
-    os.environ.setdefault(_TUNE_RESET_ENV, _TUNE_RESET_S)
+    _ensure_reset_timeout()
     run_root = os.path.join(spec.train_storage_path,
                             f"{trial_id}_{time.strftime('%Y%m%d-%H%M%S')}_"
                             f"{uuid.uuid4().hex[:6]}")
@@ -106,7 +108,9 @@ def run_pooled(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial_di
                 return attempt_run.run()
             except GroupFailed as failed:
                 _discard(group)
-                if restarts == 0 or stop.requested.is_set():
+                if stop.requested.is_set():  # stopped on purpose: not an error
+                    return
+                if restarts == 0:
                     raise failed.error from failed
                 restarts -= 1 if restarts > 0 else 0  # -1: forever
                 logger.warning("Trial %s: a worker failed (%s); restarting its workers from "
@@ -130,8 +134,12 @@ class _Attempt:
         import ray
 
         workers = self.group.workers
-        master = (self.group.ip, ray.get(workers[0].free_port.remote()))
-        ray.get([w.start.remote(self._job(rank, master)) for rank, w in enumerate(workers)])
+        try:
+            master = (self.group.ip, ray.get(workers[0].free_port.remote()))
+            ray.get([w.start.remote(self._job(rank, master))
+                     for rank, w in enumerate(workers)])
+        except ray.exceptions.RayError as exc:  # a worker died, or cannot start the trial
+            raise GroupFailed(exc, f"a worker could not start the trial: {exc}") from exc
         self._items = [collections.deque() for _ in workers]
         self._pending = {rank: w.next.remote(_NEXT_WAIT_S) for rank, w in enumerate(workers)}
         while True:
@@ -187,8 +195,8 @@ class _Attempt:
             del self._pending[rank]
             try:
                 item = ray.get(ref)
-            except ray.exceptions.RayActorError as exc:  # the process died
-                item = (ERROR, exc, f"worker {rank} died: {exc}")
+            except Exception as exc:  # noqa: BLE001 - the process died, or its item is unreadable
+                item = (ERROR, exc, f"worker {rank}: {exc}")
             if item is not None:
                 self._items[rank].append(item)
             if item is None or item[0] not in _TERMINAL:
@@ -207,7 +215,13 @@ class _Attempt:
             verdict = GO
         except SystemExit:  # Tune stops the trial here (scheduler, stop condition, reuse)
             verdict = STOP
-        ray.get([w.answer.remote(verdict) for w in self.group.workers])
+        try:
+            ray.get([w.answer.remote(verdict) for w in self.group.workers])
+        except ray.exceptions.RayError as exc:  # a worker died meanwhile
+            if verdict == STOP:  # the trial ends anyway, as Tune asked: no error
+                _discard(self.group)
+                raise SystemExit(0) from exc
+            raise GroupFailed(exc, f"a worker died: {exc}") from exc
         if path:
             if self.latest and self.latest != path:
                 shutil.rmtree(self.latest, ignore_errors=True)
@@ -218,20 +232,38 @@ class _Attempt:
         """Stop every rank; wait for them to finish, or kill them after the grace."""
         import ray
 
-        ray.get([w.stop.remote() for w in self.group.workers])
+        try:
+            ray.get([w.stop.remote() for w in self.group.workers])
+        except ray.exceptions.RayError:  # a worker is gone: so is the group
+            _discard(self.group)
+            return
         deadline = time.monotonic() + _STOP_GRACE_S
         while time.monotonic() < deadline:
             for items in self._items:  # reports made meanwhile are dropped
                 while items and items[0][0] not in _TERMINAL:
                     items.popleft()
             if all(self._items):
-                if any(items[0][0] == ERROR for items in self._items):
-                    break
-                return
+                if not any(items[0][0] == ERROR for items in self._items):
+                    return
+                logger.warning("Trial %s: a worker failed while stopping; the workers are "
+                               "replaced.", self.job.trial_id)
+                break
             self._collect(min(_POLL_S, max(0.0, deadline - time.monotonic())))
-        logger.warning("Trial %s: its workers did not stop within %.0f s; they are replaced.",
-                       self.job.trial_id, _STOP_GRACE_S)
+        else:
+            logger.warning("Trial %s: its workers did not stop within %.0f s; they are "
+                           "replaced.", self.job.trial_id, _STOP_GRACE_S)
         _discard(self.group)
+
+
+def _ensure_reset_timeout() -> None:
+    """Give Tune's reuse of this trial process (``reset_config``) time for an orderly stop:
+    at least ``_TUNE_RESET_S`` (a larger value set by the user stays)."""
+    try:
+        current = float(os.environ.get(_TUNE_RESET_ENV, "0"))
+    except ValueError:
+        current = 0.0
+    if current < float(_TUNE_RESET_S):
+        os.environ[_TUNE_RESET_ENV] = _TUNE_RESET_S
 
 
 def _group(spec: _TrialSpec) -> _Group:

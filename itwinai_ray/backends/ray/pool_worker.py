@@ -16,18 +16,24 @@ For each trial, :meth:`PoolWorker.start` runs ``worker_fn`` in a thread of the a
 
 Each ``ctx.report`` copies the checkpoint (all ranks into one directory, as Train does),
 hands the report to the trial process and waits for its verdict: go on, or stop (Tune stopped
-the trial at this report: ``_Stopped`` ends ``worker_fn`` here, on every rank at once).
+the trial at this report: ``_Stopped`` ends ``worker_fn`` here, on every rank at once). Unlike
+a Train worker, ``worker_fn`` runs in a thread of the actor (``signal.signal`` is not
+available to it) in the actor's working directory, and threads it starts outlive the trial.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import queue
 import random
 import shutil
 import socket
+import sys
 import threading
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -99,7 +105,8 @@ class PoolWorker:
         """See all the GPUs of the trial's workers on this node (``LOCAL_RANK`` indexes them),
         as Train does; called once, before anything touches CUDA."""
         if ids:
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(
+                sorted(set(ids), key=lambda g: (len(g), g)))
 
     def free_port(self) -> int:
         with socket.socket() as sock:
@@ -111,8 +118,10 @@ class PoolWorker:
 
     # -- one trial ------------------------------------------------------------------------
     def start(self, job: Job) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            raise RuntimeError("this pooled worker still runs its previous trial")
+        if self._thread is not None:  # it handed over its last item: it ends now
+            self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                raise RuntimeError("this pooled worker still runs its previous trial")
         self._reports = queue.Queue(maxsize=1)
         self._verdicts = queue.Queue(maxsize=1)
         self._stop = threading.Event()
@@ -143,24 +152,26 @@ class PoolWorker:
     def _run(self, job: Job) -> None:
         saved_env = dict(os.environ)
         log = os.path.join(job.trial_dir, output.WORKER_LOG.format(rank=job.rank))
+        item: tuple[Any, ...] = (DONE,)
         try:
-            with _captured(job.spec, log):
-                os.environ.update(job.launch_env())
-                _fresh_random_state()
-                _init_process_group(job)
+            with _captured(job.spec, log), _console_logging():
                 try:
+                    os.environ.update(job.launch_env())
+                    _fresh_random_state()
+                    _init_process_group(job)
                     _worker_fn(job.spec)(job.config, self._context(job))
-                finally:
-                    _release_process_group()
-            item: tuple[Any, ...] = (DONE,)
-        except _Stopped:
-            item = (STOPPED,)
-        except BaseException as exc:  # noqa: BLE001 - handed to the trial process
-            item = (ERROR, _picklable(exc), traceback.format_exc())
+                except _Stopped:
+                    item = (STOPPED,)
+                except BaseException as exc:  # noqa: BLE001 - handed to the trial process
+                    # Said before the release: with NCCL, destroying the group may wait for
+                    # the other ranks, which wait for this one (the trial kills them all).
+                    item = (ERROR, _picklable(exc), traceback.format_exc())
+                    self._reports.put(item)
+                _release_trial_state()
         finally:
-            os.environ.clear()
-            os.environ.update(saved_env)
-        self._reports.put(item)
+            _restore_env(saved_env)
+        if item[0] != ERROR:  # the worker is clean: the next trial may start on it
+            self._reports.put(item)
 
     def _context(self, job: Job) -> WorkerContext:
         rounds = [0]
@@ -183,6 +194,26 @@ class PoolWorker:
             trial_id=job.trial_id, trial_dir=job.trial_dir,
             resume_checkpoint_dir=job.resume_dir, _report_fn=report,
             required_metrics=job.spec.required_metrics)
+
+
+@contextlib.contextmanager
+def _console_logging() -> Iterator[None]:
+    """Log records of level INFO and above to stderr (the worker's log file) during a trial,
+    as Ray Train configures its workers' root logger; unless the process has its own."""
+    root = logging.getLogger()
+    if root.handlers:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def _fresh_random_state() -> None:
@@ -211,17 +242,33 @@ def _init_process_group(job: Job) -> None:
                             rank=job.rank, world_size=job.world_size, timeout=timeout)
 
 
-def _release_process_group() -> None:
-    """Destroy what a trial left of torch.distributed (and of DeepSpeed's groups)."""
+def _release_trial_state() -> None:
+    """Destroy what a trial left of torch.distributed (and of DeepSpeed's groups), and free
+    its memory (a model kept alive by a reference cycle, CUDA's cached blocks), as Train's
+    worker shutdown does."""
+    import gc
+
+    import torch
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-    try:
-        from itwinai_ray.distributed.deepspeed import _reset_deepspeed_groups
-    except ImportError:  # pragma: no cover
-        return
+    from itwinai_ray.distributed.deepspeed import _reset_deepspeed_groups
+
     _reset_deepspeed_groups()
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def _restore_env(saved: dict[str, str]) -> None:
+    """Put back the variables a trial set, changed or removed (only those: other threads of
+    the process read the environment meanwhile)."""
+    for key in [k for k in os.environ if k not in saved]:
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 def _picklable(exc: BaseException) -> BaseException:
@@ -229,7 +276,7 @@ def _picklable(exc: BaseException) -> BaseException:
     import ray.cloudpickle
 
     try:
-        ray.cloudpickle.dumps(exc)
+        ray.cloudpickle.loads(ray.cloudpickle.dumps(exc))
         return exc
     except Exception:  # noqa: BLE001 - anything unpicklable
         return RuntimeError(f"{type(exc).__name__}: {exc}")

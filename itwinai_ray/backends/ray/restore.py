@@ -115,6 +115,10 @@ def _restorer(experiment_dir: str, extend_to: int | None = None) -> Any:
         saved.callbacks = run_config.callbacks
         saved.failure_config = run_config.failure_config
         saved.stop = run_config.stop
+        # How trials run (a Train run each, or pooled workers) follows this run's settings,
+        # as the trainable does: a saved reuse_actors would pair reused trial processes with
+        # Train runs, or pooled trials with processes that do not keep their workers.
+        tuner._local_tuner._tune_config.reuse_actors = tune_config.reuse_actors
         return tuner
 
     return restore
