@@ -7,6 +7,7 @@ Ranks, sizes and collectives live here once; subclasses only wrap the model.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from collections.abc import Mapping
@@ -162,8 +163,15 @@ class TorchDistributedStrategy(Strategy):
         self._initialized = True
 
     def clean_up(self) -> None:
-        """Destroy the process group only if :meth:`init` created it."""
+        """Destroy the process group only if :meth:`init` created it.
+
+        Let go of DDP-wrapped models first (keep ``unwrap(model)``, as the trainer does): a
+        DDP wrapper still alive when its group is destroyed can abort the process at exit
+        (gloo, "terminate called without an active exception", seen under torchrun on a
+        loaded machine). Unreachable wrappers (reference cycles) are collected here first.
+        """
         if self._owns_group and dist.is_available() and dist.is_initialized():
+            gc.collect()
             dist.destroy_process_group()
         self._owns_group = False
         self._initialized = False

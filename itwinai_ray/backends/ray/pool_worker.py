@@ -251,6 +251,7 @@ def _release_trial_state() -> None:
     import torch
     import torch.distributed as dist
 
+    gc.collect()  # the trial's DDP wrappers go before their group (see clean_up)
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
     from itwinai_ray.distributed.deepspeed import _reset_deepspeed_groups
