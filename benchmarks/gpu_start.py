@@ -70,13 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     with common.ray_session(num_cpus), common.scratch_dir("gpu") as storage:
         for i, which in enumerate(order):
             name = f"{which}-{i}"
-            if which == "raw":
-                wall, rows = ovr.run_raw(data, lrs, a, storage, name, slots)
-            else:
-                wall, rows, _ = ovr.run_ours(data, lrs, a, storage, name,
-                                             reuse_actors=which == "ours_pooled")
-            if any(r["status"] == "error" for r in rows):
-                raise RuntimeError(f"{which}: a trial failed; see {storage}/{name}")
+            wall, rows = item.run_variant(which, data, lrs, a, storage, name, slots)
             walls[which].append(wall)
             starts[which] += item._starts(rows)
             print(f"  [{i}] {which}: wall {wall:.1f} s, starts "

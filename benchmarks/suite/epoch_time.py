@@ -42,13 +42,7 @@ def run(quick: bool) -> list[Measurement]:
     with common.ray_session(item.NUM_CPUS), common.scratch_dir("epochs") as storage:
         for i, which in enumerate(order):
             name = f"{which}-{i}"
-            if which == "raw":
-                _, rows = ovr.run_raw(data, lrs, a, storage, name, TRIALS)
-            else:
-                _, rows, _ = ovr.run_ours(data, lrs, a, storage, name,
-                                          reuse_actors=which == "ours_pooled")
-            if any(r["status"] == "error" for r in rows):
-                raise RuntimeError(f"epoch_time: {which}: a trial failed")
+            _, rows = item.run_variant(which, data, lrs, a, storage, name, TRIALS)
             for row in rows:
                 times[which] += _epoch_times(row["path"])
             print(f"  [{i}] {which}: epoch median {common.median(times[which]):.3f} s",

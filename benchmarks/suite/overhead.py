@@ -37,6 +37,22 @@ def _starts(rows: list[dict[str, Any]]) -> list[float]:
             if r.get("t_first_step") is not None and r.get("t_trial_start") is not None]
 
 
+def run_variant(which: str, data: Any, lrs: list[float], a: argparse.Namespace, storage: str,
+                name: str, raw_concurrency: int) -> tuple[float, list[dict[str, Any]]]:
+    """One run of ``which`` ("raw", "ours", "ours_nomlflow" or "ours_pooled"): its wall time
+    and per-trial rows; raises when a trial failed."""
+    if which == "raw":
+        wall, rows = ovr.run_raw(data, lrs, a, storage, name, raw_concurrency)
+    else:
+        wall, rows, _ = ovr.run_ours(data, lrs, a, storage, name,
+                                     mlflow=which != "ours_nomlflow",
+                                     reuse_actors=which == "ours_pooled")
+    errors = sum(r["status"] == "error" for r in rows)
+    if errors:
+        raise RuntimeError(f"{which}: {errors} trial(s) failed; see {storage}/{name}")
+    return wall, rows
+
+
 def _run_pairs(data: Any, a: argparse.Namespace, repeats: int, storage: str,
                variants: tuple[str, ...] = ("ours", "raw", "ours_nomlflow")) -> dict[str, Any]:
     """``variants``: "ours" is the default (MLflow tracking on); "ours_nomlflow" the same run
@@ -59,15 +75,7 @@ def _run_pairs(data: Any, a: argparse.Namespace, repeats: int, storage: str,
     raw_conc = min(concurrency, int(NUM_CPUS // (a.workers + ovr.TRIAL_OVERHEAD_CPU)))
     for i, which in enumerate(order):
         name = f"{which}-{a.workers}w-{i}"
-        if which != "raw":
-            wall, rows, _ = ovr.run_ours(data, lrs, a, storage, name,
-                                         mlflow=which != "ours_nomlflow",
-                                         reuse_actors=which == "ours_pooled")
-        else:
-            wall, rows = ovr.run_raw(data, lrs, a, storage, name, raw_conc)
-        errors = sum(r["status"] == "error" for r in rows)
-        if errors:
-            raise RuntimeError(f"{which}: {errors} trial(s) failed")
+        wall, rows = run_variant(which, data, lrs, a, storage, name, raw_conc)
         walls[which].append(wall)
         starts[which] += _starts(rows)
         losses[which].update({r["lr"]: r["loss"] for r in rows if r["loss"] is not None})

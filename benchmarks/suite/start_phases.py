@@ -124,27 +124,12 @@ def _pooled(data: Any, trials: int, storage: str) -> list[Measurement]:
 
 
 def run(quick: bool) -> list[Measurement]:
-    from itwinai_ray import RayTorchTrainer
-    from itwinai_ray.backends.ray import driver as ray_backend
-
     trials = 2 if quick else 4
     common.register_by_value(sys.modules[__name__], sys.modules[ovr.__name__])
     data = common.digits_split()
     lrs = [1e-3 * (i + 1) for i in range(trials)]
     with common.ray_session(NUM_CPUS), common.scratch_dir("phases") as storage:
-        trainer = PhaseTrainer(config={"batch_size": 32, "optim_lr": 1e-3, "hidden_size": 64},
-                               epochs=1, random_seed=0)
-        hpo = RayTorchTrainer(
-            trainer=trainer, scaling_config={"num_workers": 2},
-            tune_config={"num_samples": 1, "metric": "loss", "mode": "min"},
-            run_config=common.quiet_run_config(storage, "phases"),
-            search_space={"optim_lr": {"grid_search": lrs}})
-        original = ray_backend._trial_fn
-        ray_backend._trial_fn = _phase_trial_fn
-        try:
-            *_, results = hpo.execute(*data)
-        finally:
-            ray_backend._trial_fn = original
+        results = _hpo(data, lrs, storage, "phases", False, _phase_trial_fn)
         load = common.load1()
     keys = ("t_trial_start", "t_build", "t_loop", "t_execute", "t_first_step")
     per_trial = []
