@@ -42,6 +42,9 @@ class RecordingDigitsTrainer(DigitsTrainer):
         path = super().write_checkpoint(directory, epoch, metrics)
         if self.strategy.is_main_worker:
             (Path(path) / "owner.json").write_text(json.dumps({"trial": self._trial()[0]}))
+            if self.config.get("record_dir"):  # one checkpoint per report: what was reported
+                with open(Path(self.config["record_dir"]) / "reports.jsonl", "a") as f:
+                    f.write(json.dumps({"trial": self._trial()[0], "epoch": epoch}) + "\n")
         return path
 
     def load_checkpoint(self, directory: str | Path | None = None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ trainer in its worker, see ``tests/search_trainers.py``) and its reported metric
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -58,15 +59,31 @@ def run_and_check_pbt(tmp_path, digits_split, scaling_config: dict, tune_extra: 
         # the optimizer state came from the checkpoint, the lr from the new config
         assert e["optimizer_lr"] == pytest.approx(e["config_lr"])
     by_id = {row.trial_id: row for row in results.rows}
+    _check_histories(tmp_path, by_id)
     last_epoch = 5  # checkpoints count epochs from 0; epochs=6
     for trial in {e["trial"] for e in exploits}:
         row = by_id[trial]
         assert row.metrics["epoch"] == 6  # exploiting trials continue to the end
         # a trial's row shows the config that produced its reported metrics
         assert row.config["optim_lr"] == pytest.approx(row.metrics["seen_lr"])
-        # An exploit of the last epoch's checkpoint (PBT may exploit on the final report)
-        # restores a finished state: nothing trains or reports after it, so the row keeps the
-        # config of the last exploit that did train on.
-        trained_on = [e for e in exploits if e["trial"] == trial and e["epoch"] < last_epoch]
-        if trained_on:
-            assert row.config["optim_lr"] == pytest.approx(trained_on[-1]["config_lr"])
+        last = [e for e in exploits if e["trial"] == trial][-1]
+        if last["epoch"] < last_epoch:  # it trained on after its last exploit
+            assert row.config["optim_lr"] == pytest.approx(last["config_lr"])
+        else:
+            # An exploit of the last epoch's checkpoint (PBT may exploit on the final report)
+            # restores a finished state: nothing trains or reports after it, and Tune gives
+            # the trial the results of that checkpoint, config included (Trial.on_restore):
+            # the row shows the state the trial ended with, and the lr that trained it.
+            assert row.config["optim_lr"] == pytest.approx(last["lr_in_checkpoint"])
+
+
+def _check_histories(tmp_path, rows: dict) -> None:
+    """Each trial's ``result.json`` holds every report it made, in order (``reports.jsonl``:
+    the trainer's record of its reports), also across the pauses and restores of PBT."""
+    records = [json.loads(line)
+               for line in (tmp_path / "reports.jsonl").read_text().splitlines()]
+    for trial_id, row in rows.items():
+        lines = (Path(row.path) / "result.json").read_text().splitlines()
+        logged = [json.loads(line)["epoch"] for line in lines]
+        reported = [r["epoch"] + 1 for r in records if r["trial"] == trial_id]
+        assert logged == reported, (trial_id, logged, reported)

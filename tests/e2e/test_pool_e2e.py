@@ -232,3 +232,14 @@ def test_fast_path_trials_of_a_reused_process_write_to_their_own_directory(
     assert len({r.metrics["pid"] for r in grid}) == 1  # one process served all 4 trials
     _assert_own_directories(grid, ranks=1)
 
+
+@pytest.mark.timeout(300)
+def test_pbt_on_pooled_trials_via_the_yaml_option(ray_cluster, tmp_path, digits_split) -> None:
+    """RayTorchTrainer with ``tune_config.reuse_actors: true`` and 2 workers: PBT's exploits
+    restore another trial's checkpoint on reused workers, with the new lr in use. Two slots
+    for four trials: PBT also pauses the trials that are ahead, so trials move between trial
+    processes at every report, and each keeps its whole history (test_pbt's check)."""
+    from test_pbt import run_and_check_pbt
+
+    run_and_check_pbt(tmp_path, digits_split, {"num_workers": 2}, {"reuse_actors": True})
+

@@ -107,21 +107,3 @@ def test_a_stop_between_reports_ends_the_trial_at_the_next(tmp_path: Path) -> No
     with pytest.raises(_Stopped):
         ctx.report({"loss": 1.0})
     assert worker.next(timeout=0.1) is None  # nothing was handed over
-
-
-def test_pbt_on_pooled_trials_is_refused_with_the_fix() -> None:
-    from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
-
-    def spec(scheduler, workers=2, reuse=True):
-        return ExperimentSpec(worker_fn=print, param_space={}, num_workers=workers,
-                              use_gpu=False, resources_per_worker=None, metric="loss",
-                              mode="min", num_samples=1, storage_path="r", name="n",
-                              scheduler=scheduler, reuse_actors=reuse)
-
-    pbt = PopulationBasedTraining(hyperparam_mutations={"lr": [0.1, 0.01]})
-    for scheduler in (pbt,):  # PB2 is a subclass (needs GPy/sklearn here: not built)
-        with pytest.raises(ConfigurationError, match="remove reuse_actors for a PBT run"):
-            driver._check_pooled_scheduler(spec(scheduler))
-    driver._check_pooled_scheduler(spec(pbt, workers=1))  # fast path
-    driver._check_pooled_scheduler(spec(pbt, reuse=None))  # Train runs
-    driver._check_pooled_scheduler(spec(ASHAScheduler()))

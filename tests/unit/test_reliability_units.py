@@ -144,6 +144,28 @@ def test_a_retried_trials_logs_reach_storage_before_tune_copies_them_back(tmp_pa
     assert (remote / "result.json").read_text().count("\n") == 2
 
 
+def test_a_trial_starting_again_from_a_checkpoint_uploads_its_logs_first(tmp_path: Path):
+    """A paused trial that resumes (PBT) gets Tune's copy-back as a retry does: the callback
+    uploads on the start of a trial with a checkpoint, and only then."""
+    from types import SimpleNamespace
+
+    import pyarrow.fs
+
+    from itwinai_ray.backends.ray.logs import keep_logs_callback
+
+    local, remote = tmp_path / "staging", tmp_path / "storage" / "trial"
+    local.mkdir()
+    (local / "result.json").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    trial = SimpleNamespace(local_path=str(local), checkpoint=None, storage=SimpleNamespace(
+        storage_filesystem=pyarrow.fs.LocalFileSystem(), trial_fs_path=str(remote)))
+    callback = keep_logs_callback()
+    callback.on_trial_start(iteration=1, trials=[trial], trial=trial)
+    assert not (remote / "result.json").exists()  # a first start: Tune restores nothing
+    trial.checkpoint = object()
+    callback.on_trial_start(iteration=2, trials=[trial], trial=trial)
+    assert (remote / "result.json").read_text().count("\n") == 2
+
+
 def test_a_second_run_never_shares_the_first_runs_directory(tmp_path, caplog) -> None:
     """Issue 15, part 8: without --resume a run into an existing run_config.name gets
     <name>-2 (then -3), says so, and leaves the earlier run's files alone."""

@@ -263,24 +263,8 @@ class _Objective:
         return cls(one, one_mode, several, tuned.metrics, tuned.modes)
 
 
-def _check_pooled_scheduler(spec: ExperimentSpec) -> None:
-    """PBT and PB2 on pooled trials are refused for now: their exploits work (a trial resumes
-    another's checkpoint with the perturbed values), but a clean-clone CI run showed the
-    bookkeeping going wrong (``result.json`` of an exploited trial missing its later epochs,
-    its results row showing the source trial's value)."""
-    from ray.tune.schedulers import PopulationBasedTraining
-
-    if (isinstance(spec.scheduler, PopulationBasedTraining) and spec.num_workers > 1
-            and _reuse_actors(spec)):
-        raise ConfigurationError(
-            f"scheduler {type(spec.scheduler).__name__} with tune_config.reuse_actors: true "
-            f"and num_workers={spec.num_workers} is not supported yet (its results lose "
-            f"epochs of exploited trials): remove reuse_actors for a PBT run.")
-
-
 def _check(spec: ExperimentSpec, experiment_dir: str) -> int:
     """Checks before any trial starts; returns how many trials run at once."""
-    _check_pooled_scheduler(spec)
     if spec.num_samples < 1:
         raise ConfigurationError(f"num_samples is {spec.num_samples}, but must be >= 1.")
     if spec.resume and not _can_restore(experiment_dir):

@@ -1,13 +1,21 @@
-"""Keep a retried trial's reported history (``result.json``, ``progress.csv``).
+"""Keep a restarted trial's reported history (``result.json``, ``progress.csv``).
 
 Tune's loggers write a trial's history into its driver staging directory, which is synced to
-the storage path only from time to time. When a trial fails and is retried (``max_failures``),
-the loggers start again by copying the *storage* copy back over the staging one
-(``LoggerCallback._restore_from_remote``): results logged since the last sync, e.g. the epoch
-just before the failure, are lost from the history (measured: a DeepSpeed trial failing in
-epoch 2 kept epochs [2, 3] of [1, 2, 3], though its retry resumed from epoch 1's checkpoint).
-This callback uploads the logs when a trial is recovered, before its retry starts, so what
-is copied back is the full history.
+the storage path only from time to time. Whenever a trial with a checkpoint starts again, the
+loggers first copy the *storage* copy back over the staging one
+(``LoggerCallback._restore_from_remote``), and results logged since the last sync are lost
+from the history. That happens:
+
+- when a trial fails and is retried (``max_failures``). Measured: a DeepSpeed trial failing
+  in epoch 2 kept epochs [2, 3] of [1, 2, 3], though its retry resumed from epoch 1's
+  checkpoint;
+- when a paused trial resumes: PBT pauses a trial at each exploit, and pauses trials that are
+  ahead so that the others catch up when fewer slots than trials run. Measured: 3 of 14 PBT
+  runs of 4 trials on 2 slots lost lines, one trial keeping 0 of its 5.
+
+This callback uploads the logs when a trial is recovered and when it starts, before the
+loggers' own start (Tune appends them after the run's callbacks), so what is copied back is
+the full history.
 """
 
 from __future__ import annotations
@@ -50,20 +58,27 @@ def persist_trial_logs(trial: Any) -> dict[str, int]:
             pyarrow.fs.copy_files(local, remote, destination_filesystem=fs)
             kept[name] = missing
         except Exception:  # noqa: BLE001 - a lost log line is not worth failing the run for
-            logger.exception("Could not save %s of trial %s before its retry", name, trial)
+            logger.exception("Could not save %s of trial %s before it starts again", name,
+                             trial)
     if kept:
-        logger.info("Trial %s is retried: saved %s to storage first (lines it lacked), so the "
-                    "retry keeps the whole history.", trial, kept)
+        logger.info("Trial %s starts again: saved %s to storage first (lines it lacked), so "
+                    "it keeps the whole history.", trial, kept)
     return kept
 
 
 def keep_logs_callback() -> Any:
-    """A Tune callback that runs :func:`persist_trial_logs` when a trial is recovered."""
+    """A Tune callback that runs :func:`persist_trial_logs` when a trial is recovered and
+    when a trial that has a checkpoint starts (a retry, a resumed pause)."""
     import ray.tune
 
-    class KeepLogsOnRetry(ray.tune.Callback):
+    class KeepLogsOnRestart(ray.tune.Callback):
         def on_trial_recover(self, iteration: int, trials: list, trial: Any,
                              **info: Any) -> None:
             persist_trial_logs(trial)
 
-    return KeepLogsOnRetry()
+        def on_trial_start(self, iteration: int, trials: list, trial: Any,
+                           **info: Any) -> None:
+            if trial.checkpoint:  # else the loggers restore nothing
+                persist_trial_logs(trial)
+
+    return KeepLogsOnRestart()
