@@ -96,3 +96,59 @@ def test_hyperband_warns_when_trials_cannot_all_run_at_once(caplog):
     assert not caplog.records
     _warn_if_synchronous(hyperband, concurrency=4, num_samples=6)
     assert "only 4 of the 6 trials run at once" in caplog.text and "'asha'" in caplog.text
+
+
+# ------------------------------------------------------------------ HyperBand's end of bracket
+class _Trial:
+    def __init__(self, name: str, status: str, saving: bool = False) -> None:
+        self.name, self.status, self.is_saving = name, status, saving
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class _Controller:
+    def __init__(self) -> None:
+        self.stopped: list[_Trial] = []
+
+    def stop_trial(self, trial: _Trial) -> None:
+        self.stopped.append(trial)
+        trial.status = "TERMINATED"
+
+
+def _bracket(trials, at: int):
+    from ray.tune.schedulers.hyperband import _Bracket
+
+    bracket = _Bracket("training_iteration", max_trials=len(trials), init_t_attr=4,
+                       max_t_attr=4, eta=2, s=0)
+    for trial in trials:
+        bracket.add_trial(trial)
+        bracket.update_trial_stats(trial, {"training_iteration": at})
+    return bracket
+
+
+def test_a_trial_paused_as_its_bracket_finished_is_stopped_not_left_paused():
+    """Ray's bracket stops only the trials already PAUSED when it finishes; one whose pause
+    was still under way (checkpoint being saved) would stay PAUSED forever, and the
+    experiment with it (backends/ray/hyperband.py). The fixed scheduler stops it once its
+    pause is done, and leaves the trials of an unfinished bracket alone."""
+    from ray.tune.schedulers import HyperBandForBOHB, HyperBandScheduler
+
+    from itwinai_ray.backends.ray import hyperband
+
+    scheduler = HyperBandScheduler(metric="acc", mode="max", max_t=4)
+    assert hyperband.without_finished_bracket_hang(scheduler) is scheduler
+    assert isinstance(scheduler, hyperband.HyperBand)
+    bohb = hyperband.without_finished_bracket_hang(HyperBandForBOHB(metric="acc", mode="max"))
+    assert isinstance(bohb, hyperband.HyperBandForBOHB)
+    paused, pausing = _Trial("paused", "PAUSED"), _Trial("pausing", "RUNNING", saving=True)
+    waiting = _Trial("waiting", "PAUSED")
+    finished, running = _bracket([paused, pausing], at=4), _bracket([waiting], at=2)
+    scheduler._hyperbands = [[finished, running]]
+    controller = _Controller()
+    assert scheduler.choose_trial_to_run(controller) is None
+    assert controller.stopped == [paused]  # the one mid-pause is left to finish its save
+    pausing.status, pausing.is_saving = "PAUSED", False
+    scheduler.choose_trial_to_run(controller)
+    assert controller.stopped == [paused, pausing]
+    assert waiting.status == "PAUSED"  # its bracket is still halving: it waits to resume

@@ -342,6 +342,8 @@ def _tuner(spec: ExperimentSpec, objective: _Objective, experiment_dir: str, con
     """The Tuner (or the restored one) of the experiment."""
     import ray.tune
 
+    from itwinai_ray.backends.ray.hyperband import without_finished_bracket_hang
+
     trainable = make_trainable(
         spec.worker_fn, num_workers=spec.num_workers, use_gpu=spec.use_gpu,
         resources_per_worker=spec.resources_per_worker, storage_path=spec.storage_path,
@@ -367,7 +369,8 @@ def _tuner(spec: ExperimentSpec, objective: _Objective, experiment_dir: str, con
         tune_config=ray.tune.TuneConfig(
             metric=None if scheduler_has_metric else objective.metric,
             mode=None if scheduler_has_metric else objective.mode,
-            num_samples=spec.num_samples, search_alg=spec.search_alg, scheduler=spec.scheduler,
+            num_samples=spec.num_samples, search_alg=spec.search_alg,
+            scheduler=without_finished_bracket_hang(spec.scheduler),
             max_concurrent_trials=concurrency, time_budget_s=spec.time_budget_s,
             reuse_actors=_reuse_actors(spec)),
         run_config=ray.tune.RunConfig(

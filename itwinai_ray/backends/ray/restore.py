@@ -106,6 +106,8 @@ def _restorer(experiment_dir: str, extend_to: int | None = None) -> Any:
                 run_config: Any) -> Any:
         from ray.tune import Tuner
 
+        from itwinai_ray.backends.ray.hyperband import without_finished_bracket_hang
+
         logger.info("Resuming the experiment %s.", experiment_dir)
         if extend_to is not None:
             extend_search(experiment_dir, extend_to)
@@ -118,7 +120,9 @@ def _restorer(experiment_dir: str, extend_to: int | None = None) -> Any:
         # How trials run (a Train run each, or pooled workers) follows this run's settings,
         # as the trainable does: a saved reuse_actors would pair reused trial processes with
         # Train runs, or pooled trials with processes that do not keep their workers.
-        tuner._local_tuner._tune_config.reuse_actors = tune_config.reuse_actors
+        saved_tune = tuner._local_tuner._tune_config
+        saved_tune.reuse_actors = tune_config.reuse_actors
+        saved_tune.scheduler = without_finished_bracket_hang(saved_tune.scheduler)
         return tuner
 
     return restore
