@@ -80,10 +80,11 @@ def run_and_check_pbt(tmp_path, digits_split, scaling_config: dict, tune_extra: 
 def _check_histories(tmp_path, rows: dict) -> None:
     """Each trial's ``result.json`` holds every report it made, in order (``reports.jsonl``:
     the trainer's record of its reports), also across the pauses and restores of PBT."""
+    from itwinai_ray.tuning.results import read_history
+
     records = [json.loads(line)
                for line in (tmp_path / "reports.jsonl").read_text().splitlines()]
     for trial_id, row in rows.items():
-        lines = (Path(row.path) / "result.json").read_text().splitlines()
-        logged = [json.loads(line)["epoch"] for line in lines]
+        logged = [report["epoch"] for report in read_history(Path(row.path))]
         reported = [r["epoch"] + 1 for r in records if r["trial"] == trial_id]
         assert logged == reported, (trial_id, logged, reported)

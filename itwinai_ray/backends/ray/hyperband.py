@@ -28,9 +28,8 @@ from ray.tune.schedulers import HyperBandScheduler
 logger = logging.getLogger(__name__)
 
 
-def stop_paused_trials_of_finished_brackets(scheduler: Any, tune_controller: Any) -> list[Any]:
-    """Stop the PAUSED trials of ``scheduler``'s finished brackets; return them."""
-    stopped = []
+def stop_paused_trials_of_finished_brackets(scheduler: Any, tune_controller: Any) -> None:
+    """Stop the PAUSED trials of ``scheduler``'s finished brackets."""
     for band in scheduler._hyperbands:  # Ray has no public view of the brackets
         for bracket in band:
             if bracket is None or not bracket.finished():
@@ -40,8 +39,6 @@ def stop_paused_trials_of_finished_brackets(scheduler: Any, tune_controller: Any
                     logger.info("Trial %s was paused as its HyperBand bracket finished: "
                                 "stopped, as the bracket's other trials were.", trial)
                     tune_controller.stop_trial(trial)
-                    stopped.append(trial)
-    return stopped
 
 
 class _StopsFinishedBrackets:
