@@ -24,6 +24,10 @@ def _refuse(what: str):
 # imported. Fill the cache now, so that importing MLflow inside a unit test starts nothing.
 platform.platform()
 
+# matplotlib builds its font cache at its first import on a machine, running `fc-list`. Build
+# it now (a fresh machine, a clean CI), so that a unit test drawing a figure starts nothing.
+import matplotlib.font_manager  # noqa: E402, F401
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _no_ray_and_no_subprocess():
