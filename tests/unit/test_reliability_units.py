@@ -4,6 +4,7 @@ stop conditions and the reliability settings."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import pickle
 from pathlib import Path
@@ -156,13 +157,51 @@ def test_a_trial_starting_again_from_a_checkpoint_uploads_its_logs_first(tmp_pat
     local, remote = tmp_path / "staging", tmp_path / "storage" / "trial"
     local.mkdir()
     (local / "result.json").write_text('{"epoch": 1}\n{"epoch": 2}\n')
-    trial = SimpleNamespace(local_path=str(local), checkpoint=None, storage=SimpleNamespace(
-        storage_filesystem=pyarrow.fs.LocalFileSystem(), trial_fs_path=str(remote)))
+    trial = SimpleNamespace(local_path=str(local), checkpoint=None, latest_checkpoint_result=None,
+                            storage=SimpleNamespace(storage_filesystem=pyarrow.fs.LocalFileSystem(),
+                                                    trial_fs_path=str(remote)))
     callback = keep_logs_callback()
     callback.on_trial_start(iteration=1, trials=[trial], trial=trial)
     assert not (remote / "result.json").exists()  # a first start: Tune restores nothing
-    trial.checkpoint = object()
+    trial.checkpoint = SimpleNamespace(path=str(remote / "checkpoint_000001"))
     callback.on_trial_start(iteration=2, trials=[trial], trial=trial)
+    assert (remote / "result.json").read_text().count("\n") == 2
+
+
+def test_a_trial_starting_again_from_its_own_checkpoint_drops_the_rows_after_it(tmp_path: Path):
+    """A stop between Tune's logging of a result and the save of its checkpoint leaves a row
+    the trial reports again from the checkpoint before: those rows go (result.json and
+    progress.csv, storage and staging). From another trial's checkpoint (PBT), rows stay.
+    tests/e2e/test_interrupt.py is the end-to-end check."""
+    from types import SimpleNamespace
+
+    import pyarrow.fs
+
+    from itwinai_ray.backends.ray.logs import keep_logs_callback
+
+    local, remote = tmp_path / "staging", tmp_path / "storage" / "trial"
+    local.mkdir()
+    rows = "".join(f'{{"training_iteration": {i}, "epoch": {i}}}\n' for i in (1, 2, 3, 4))
+    csv_rows = "a,training_iteration\r\n" + "".join(f"0.{i},{i}\r\n" for i in (1, 2, 3, 4))
+    (local / "result.json").write_text(rows)
+    (local / "progress.csv").write_text(csv_rows, newline="")
+
+    def start_from(path: str, iteration: int) -> None:
+        trial = SimpleNamespace(
+            local_path=str(local), checkpoint=SimpleNamespace(path=path),
+            latest_checkpoint_result=SimpleNamespace(metrics={"training_iteration": iteration}),
+            storage=SimpleNamespace(storage_filesystem=pyarrow.fs.LocalFileSystem(),
+                                    trial_fs_path=str(remote)))
+        keep_logs_callback().on_trial_start(iteration=1, trials=[trial], trial=trial)
+
+    start_from(str(tmp_path / "storage" / "other" / "checkpoint_000001"), 2)  # PBT's clone
+    assert (remote / "result.json").read_text() == rows
+    start_from(str(remote / "checkpoint_000001"), 2)
+    for folder in (local, remote):
+        history = (folder / "result.json").read_text().splitlines()
+        assert [json.loads(line)["epoch"] for line in history] == [1, 2]
+        assert (folder / "progress.csv").read_bytes() == b"a,training_iteration\r\n0.1,1\r\n0.2,2\r\n"
+    start_from(str(remote / "checkpoint_000001"), 2)  # nothing after it now: unchanged
     assert (remote / "result.json").read_text().count("\n") == 2
 
 
