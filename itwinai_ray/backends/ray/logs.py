@@ -130,9 +130,14 @@ def rewind_trial_logs(trial: Any) -> dict[str, int]:
     for name in LOG_FILES:
         local = os.path.join(trial.local_path, name)
         remote = f"{trial.storage.trial_fs_path}/{name}"
-        count = _rewind_file(trial.storage.storage_filesystem, remote, int(last))
-        if os.path.abspath(local) != os.path.abspath(remote):
-            count = max(count, _rewind_file(pyarrow.fs.LocalFileSystem(), local, int(last)))
+        try:
+            count = _rewind_file(trial.storage.storage_filesystem, remote, int(last))
+            if os.path.abspath(local) != os.path.abspath(remote):
+                count = max(count, _rewind_file(pyarrow.fs.LocalFileSystem(), local, int(last)))
+        except Exception:  # noqa: BLE001 - a doubled log line is not worth failing the run for
+            logger.exception("Could not drop the rows of %s after trial %s's checkpoint",
+                             name, trial)
+            continue
         if count:
             dropped[name] = count
     if dropped:
