@@ -157,7 +157,8 @@ def test_a_trial_starting_again_from_a_checkpoint_uploads_its_logs_first(tmp_pat
     local, remote = tmp_path / "staging", tmp_path / "storage" / "trial"
     local.mkdir()
     (local / "result.json").write_text('{"epoch": 1}\n{"epoch": 2}\n')
-    trial = SimpleNamespace(local_path=str(local), checkpoint=None, latest_checkpoint_result=None,
+    trial = SimpleNamespace(trial_id="t1", local_path=str(local), checkpoint=None,
+                            latest_checkpoint_result=None,
                             storage=SimpleNamespace(storage_filesystem=pyarrow.fs.LocalFileSystem(),
                                                     trial_fs_path=str(remote)))
     callback = keep_logs_callback()
@@ -170,9 +171,9 @@ def test_a_trial_starting_again_from_a_checkpoint_uploads_its_logs_first(tmp_pat
 
 def test_a_trial_starting_again_from_its_own_checkpoint_drops_the_rows_after_it(tmp_path: Path):
     """A stop between Tune's logging of a result and the save of its checkpoint leaves a row
-    the trial reports again from the checkpoint before: those rows go (result.json and
-    progress.csv, storage and staging). From another trial's checkpoint (PBT), rows stay.
-    tests/e2e/test_interrupt.py is the end-to-end check."""
+    the trial reports again from the checkpoint before: at its first result after the start,
+    those rows go (result.json and progress.csv, storage and staging). From another trial's
+    checkpoint (PBT), rows stay. tests/e2e/test_interrupt.py is the end-to-end check."""
     from types import SimpleNamespace
 
     import pyarrow.fs
@@ -185,24 +186,50 @@ def test_a_trial_starting_again_from_its_own_checkpoint_drops_the_rows_after_it(
     csv_rows = "a,training_iteration\r\n" + "".join(f"0.{i},{i}\r\n" for i in (1, 2, 3, 4))
     (local / "result.json").write_text(rows)
     (local / "progress.csv").write_text(csv_rows, newline="")
+    callback = keep_logs_callback()
 
-    def start_from(path: str, iteration: int) -> None:
+    def start_from(path: str, iteration: int) -> SimpleNamespace:
         trial = SimpleNamespace(
-            local_path=str(local), checkpoint=SimpleNamespace(path=path),
+            trial_id="t1", local_path=str(local), checkpoint=SimpleNamespace(path=path),
             latest_checkpoint_result=SimpleNamespace(metrics={"training_iteration": iteration}),
             storage=SimpleNamespace(storage_filesystem=pyarrow.fs.LocalFileSystem(),
                                     trial_fs_path=str(remote)))
-        keep_logs_callback().on_trial_start(iteration=1, trials=[trial], trial=trial)
+        callback.on_trial_start(iteration=1, trials=[trial], trial=trial)
+        return trial
 
-    start_from(str(tmp_path / "storage" / "other" / "checkpoint_000001"), 2)  # PBT's clone
+    def result(trial: SimpleNamespace) -> None:
+        callback.on_trial_result(iteration=2, trials=[trial], trial=trial,
+                                 result={"training_iteration": 3})
+
+    result(start_from(str(tmp_path / "storage" / "other" / "checkpoint_000001"), 2))  # PBT
     assert (remote / "result.json").read_text() == rows
-    start_from(str(remote / "checkpoint_000001"), 2)
+    trial = start_from(str(remote / "checkpoint_000001"), 2)
+    assert (remote / "result.json").read_text() == rows  # not yet: it may never report again
+    result(trial)
     for folder in (local, remote):
         history = (folder / "result.json").read_text().splitlines()
         assert [json.loads(line)["epoch"] for line in history] == [1, 2]
         assert (folder / "progress.csv").read_bytes() == b"a,training_iteration\r\n0.1,1\r\n0.2,2\r\n"
-    start_from(str(remote / "checkpoint_000001"), 2)  # nothing after it now: unchanged
-    assert (remote / "result.json").read_text().count("\n") == 2
+    (local / "result.json").write_text(rows)  # once per start: later results are left alone
+    result(trial)
+    assert (local / "result.json").read_text() == rows
+    trial.checkpoint = None  # a retry from scratch (no checkpoint yet) reports all again
+    callback.on_trial_start(iteration=3, trials=[trial], trial=trial)
+    result(trial)
+    assert (local / "result.json").read_text() == ""
+    assert (local / "progress.csv").read_bytes() == b"a,training_iteration\r\n"
+
+
+def test_a_log_rewind_stops_at_a_row_it_cannot_read():
+    """A CSV row that does not match the header (Tune writes no new header when a resumed
+    trial reports other keys) or a torn last line keeps what is before it."""
+    from itwinai_ray.backends.ray.logs import _kept_prefix
+
+    csv_data = b"a,training_iteration\r\n1,1\r\n2,2\r\n3,x,3\r\n4,4\r\n"
+    assert _kept_prefix(csv_data, False, 1) == (len(csv_data) - len(b"4,4\r\n"), 1)
+    torn = b'{"training_iteration": 1}\n{"training_iteration": 2}\n{"training_iter'
+    assert _kept_prefix(torn, True, 1) == (len(torn), 0)
+    assert _kept_prefix(b"", True, 1) == (0, 0)
 
 
 def test_a_second_run_never_shares_the_first_runs_directory(tmp_path, caplog) -> None:

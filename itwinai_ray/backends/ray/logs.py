@@ -22,8 +22,9 @@ result, then saves its checkpoint in a separate step; a stop (SIGTERM, SIGUSR1) 
 between the two keeps the logged row and drops the save. The trial then starts again from the
 checkpoint before and reports that epoch again. Measured: an interrupted run of 2 trials,
 resumed, logged iteration 3 twice in both. So when a trial starts again from its *own*
-checkpoint, the rows after that checkpoint's iteration are dropped: they are reported again.
-A trial that starts from another trial's checkpoint (PBT's exploit) keeps its rows.
+checkpoint (or from scratch, without one), the rows after that checkpoint's iteration are
+dropped at its first result, as it reports them again (a trial that never reports again keeps
+them). A trial that starts from another trial's checkpoint (PBT's exploit) keeps its rows.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import csv
 import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -80,7 +82,7 @@ def persist_trial_logs(trial: Any) -> dict[str, int]:
 def _json_iteration(line: str) -> int | None:
     try:
         return int(json.loads(line)["training_iteration"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError):
         return None
 
 
@@ -89,51 +91,83 @@ def _csv_iteration(header: str) -> Callable[[str], int | None]:
     column = columns.index("training_iteration") if "training_iteration" in columns else None
 
     def iteration(line: str) -> int | None:
+        row = next(csv.reader([line]), [])
+        if column is None or len(row) != len(columns):  # Tune writes no new header when
+            return None                                 # a resumed trial's keys differ
         try:
-            return int(float(next(csv.reader([line]))[column]))
-        except (ValueError, IndexError, TypeError, StopIteration):
+            return int(float(row[column]))
+        except (ValueError, OverflowError):
             return None  # the header, or a row that is not ours to judge
     return iteration
 
 
-def _rewind_file(fs: Any, path: str, last: int) -> int:
-    """Drop the trailing rows of a log file whose ``training_iteration`` is after ``last``;
-    return how many. A row it cannot read stops the walk (nothing before it is dropped)."""
+def _kept_prefix(data: bytes, json_rows: bool, last: int) -> tuple[int, int]:
+    """``(bytes, rows)``: the length of the part of a log file that keeps its rows up to
+    iteration ``last``, and how many trailing rows are after it. A row it cannot read stops
+    the walk, so nothing before it is dropped."""
+    lines = re.findall(rb"[^\n]*\n|[^\n]+$", data)
+    texts = [line.decode(errors="replace").rstrip("\r\n") for line in lines]
+    if not texts:
+        return 0, 0
+    iteration = _json_iteration if json_rows else _csv_iteration(texts[0])
+    keep = len(texts)
+    while keep and (it := iteration(texts[keep - 1])) is not None and it > last:
+        keep -= 1
+    return sum(len(line) for line in lines[:keep]), len(lines) - keep
+
+
+def _rewind_local(path: str, json_rows: bool, last: int) -> int:
+    """In place (the loggers append to this file through handles they keep open)."""
+    if not os.path.isfile(path):
+        return 0
+    with open(path, "rb") as f:
+        size, dropped = _kept_prefix(f.read(), json_rows, last)
+    if dropped:
+        os.truncate(path, size)
+    return dropped
+
+
+def _rewind_stored(fs: Any, path: str, json_rows: bool, last: int) -> int:
     try:
         with fs.open_input_stream(path) as f:
-            lines = f.read().decode().splitlines(keepends=True)
+            data = f.read()
     except (FileNotFoundError, OSError):
         return 0
-    if not lines:
-        return 0
-    iteration = _json_iteration if path.endswith(".json") else _csv_iteration(lines[0])
-    keep = len(lines)
-    while keep and (it := iteration(lines[keep - 1])) is not None and it > last:
-        keep -= 1
-    if keep < len(lines):
+    size, dropped = _kept_prefix(data, json_rows, last)
+    if dropped:
         with fs.open_output_stream(path) as f:
-            f.write("".join(lines[:keep]).encode())
-    return len(lines) - keep
+            f.write(data[:size])
+    return dropped
 
 
-def rewind_trial_logs(trial: Any) -> dict[str, int]:
-    """For a trial starting again from its own checkpoint, drop the logged rows after the
-    checkpoint's iteration, in storage and staging; return ``{name: rows dropped}``."""
-    import pyarrow.fs
-
+def start_iteration(trial: Any) -> int | None:
+    """The iteration a starting trial goes on from: its own checkpoint's, 0 without a
+    checkpoint (a retry or resume from scratch); None from another trial's checkpoint (PBT's
+    exploit), where its history is its own up to the clone and goes on from the source's."""
     checkpoint, result = trial.checkpoint, trial.latest_checkpoint_result
+    if checkpoint is None:
+        return 0
     own_dir = trial.storage.trial_fs_path.rstrip("/") + "/"
     last = (result.metrics or {}).get("training_iteration") if result else None
-    if checkpoint is None or last is None or not checkpoint.path.startswith(own_dir):
-        return {}
+    if last is None or not checkpoint.path.startswith(own_dir):
+        return None
+    return int(last)
+
+
+def rewind_trial_logs(trial: Any, last: int) -> dict[str, int]:
+    """Drop the rows logged after iteration ``last`` from the trial's log files, in staging
+    and storage (the CSV logger copies storage back on its first row after a resume); return
+    ``{name: rows dropped}``."""
+    local_dir, stored_dir = trial.local_path, trial.storage.trial_fs_path
     dropped = {}
     for name in LOG_FILES:
-        local = os.path.join(trial.local_path, name)
-        remote = f"{trial.storage.trial_fs_path}/{name}"
+        local, stored = os.path.join(local_dir, name), f"{stored_dir}/{name}"
+        json_rows = name.endswith(".json")
         try:
-            count = _rewind_file(trial.storage.storage_filesystem, remote, int(last))
-            if os.path.abspath(local) != os.path.abspath(remote):
-                count = max(count, _rewind_file(pyarrow.fs.LocalFileSystem(), local, int(last)))
+            count = _rewind_local(local, json_rows, last)
+            if os.path.abspath(local) != os.path.abspath(stored):
+                count = max(count, _rewind_stored(trial.storage.storage_filesystem, stored,
+                                                  json_rows, last))
         except Exception:  # noqa: BLE001 - a doubled log line is not worth failing the run for
             logger.exception("Could not drop the rows of %s after trial %s's checkpoint",
                              name, trial)
@@ -141,18 +175,23 @@ def rewind_trial_logs(trial: Any) -> dict[str, int]:
         if count:
             dropped[name] = count
     if dropped:
-        logger.info("Trial %s starts again from its checkpoint of iteration %d: dropped the "
-                    "rows logged after it (%s), which it reports again.", trial, last, dropped)
+        start = f"its checkpoint of iteration {last}" if last else "scratch"
+        logger.info("Trial %s started again from %s and reports the rows logged after it "
+                    "again: dropped the earlier ones (%s).", trial, start, dropped)
     return dropped
 
 
 def keep_logs_callback() -> Any:
     """A Tune callback that runs :func:`persist_trial_logs` when a trial is recovered and
-    when a trial that has a checkpoint starts (a retry, a resumed pause, a resumed run), then
-    :func:`rewind_trial_logs` on that start."""
+    when a trial that has a checkpoint starts (a retry, a resumed pause, a resumed run), and
+    :func:`rewind_trial_logs` to :func:`start_iteration` at the first result after a start
+    (only then: a trial that never reports again keeps its rows)."""
     import ray.tune
 
     class KeepLogsOnRestart(ray.tune.Callback):
+        def __init__(self) -> None:
+            self._rewind_at_next_result: dict[str, int] = {}  # trial id: checkpoint iteration
+
         def on_trial_recover(self, iteration: int, trials: list, trial: Any,
                              **info: Any) -> None:
             persist_trial_logs(trial)
@@ -161,6 +200,14 @@ def keep_logs_callback() -> Any:
                            **info: Any) -> None:
             if trial.checkpoint:  # else the loggers restore nothing
                 persist_trial_logs(trial)
-                rewind_trial_logs(trial)
+            last = start_iteration(trial)
+            if last is not None:
+                self._rewind_at_next_result[trial.trial_id] = last
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any,
+                            result: dict, **info: Any) -> None:
+            last = self._rewind_at_next_result.pop(trial.trial_id, None)
+            if last is not None:
+                rewind_trial_logs(trial, last)
 
     return KeepLogsOnRestart()
