@@ -107,3 +107,15 @@ def test_a_stop_between_reports_ends_the_trial_at_the_next(tmp_path: Path) -> No
     with pytest.raises(_Stopped):
         ctx.report({"loss": 1.0})
     assert worker.next(timeout=0.1) is None  # nothing was handed over
+
+
+def test_a_failed_group_survives_pickling_with_its_error_and_text():
+    """Ray pickles a trial's error with its cause: a GroupFailed that did not unpickle showed
+    as "TypeError: GroupFailed.__init__() missing ... 'text'" instead of the worker's error."""
+    import pickle
+
+    from itwinai_ray.backends.ray.pool import GroupFailed
+
+    failed = pickle.loads(pickle.dumps(GroupFailed(ValueError("bad lr"), "rank 1 failed")))
+    assert str(failed) == "rank 1 failed"
+    assert isinstance(failed.error, ValueError) and str(failed.error) == "bad lr"

@@ -80,8 +80,11 @@ class GroupFailed(Exception):
     """A worker of the trial failed or died; its group is gone."""
 
     def __init__(self, error: BaseException, text: str) -> None:
-        super().__init__(text)
-        self.error = error
+        super().__init__(error, text)  # both in args: it unpickles (Ray sends it on as a cause)
+        self.error, self.text = error, text
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def run_pooled(config: dict[str, Any], spec: _TrialSpec, trial_id: str, trial_dir: str,
