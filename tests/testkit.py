@@ -44,6 +44,29 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def optional_modules() -> set[str]:
+    """Top-level modules of the distributions that only the package's extras install (from
+    its installed metadata, i.e. pyproject.toml as installed)."""
+    import importlib.metadata
+
+    def name(requirement: str) -> str:
+        return re.split(r"[\s<>=!~\[;(]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+    requirements = importlib.metadata.requires("itwinai-ray") or []
+    core = {name(r) for r in requirements if "extra ==" not in r}
+    only_extras = {name(r) for r in requirements if "extra ==" in r} - core - {"itwinai-ray"}
+    return {module for module, dists in importlib.metadata.packages_distributions().items()
+            if all(d.lower().replace("_", "-") in only_extras for d in dists)}
+
+
+def base_install_env() -> dict[str, str]:
+    """:func:`subprocess_env` as after the README's ``pip install -e .``: the extras' packages
+    cannot be imported, in the process and in its Ray workers (tests/base_install)."""
+    env = subprocess_env(ITWINAI_RAY_TEST_WITHOUT=",".join(sorted(optional_modules())))
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS / "base_install"), env["PYTHONPATH"]])
+    return env
+
+
 def pooled_options(pooled: bool) -> dict[str, Any]:
     """``tune_config`` entries of a test run on the pooled path: trial processes keep their
     workers (``reuse_actors``), and one trial at a time, so the later trials do run on the

@@ -217,7 +217,7 @@ SEARCHERS: dict[str, AlgorithmSpec] = {
     "grid": AlgorithmSpec(None, grid=True, multi_objective=True,
                           description="Every combination of choice values."),
     "optuna": AlgorithmSpec(
-        "ray.tune.search.optuna.OptunaSearch", package="optuna", extra="hpo",
+        "ray.tune.search.optuna.OptunaSearch", package="optuna",  # a core dependency
         supports_grid=False, multi_objective=True, prepare=_prepare_optuna,
         description="Optuna; sampler: tpe (default), cmaes, nsga2, nsga3, gp, random, qmc."),
     "hyperopt": AlgorithmSpec(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from testkit import PYTHON, ROOT, subprocess_env
+from testkit import PYTHON, ROOT, base_install_env, subprocess_env
 
 HPO = ROOT / "tutorials" / "00-digits-pipeline" / "hpo.yaml"
 RAY = "training_pipeline.init_args.steps.2.init_args"
@@ -20,12 +20,13 @@ LINE_BUDGET = 60
 WORKER_GROUP_ERRORS = ("WorkerGroupError", "health check failed", "ActorDiedError")
 
 
-def _run(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, Path]:
+def _run(tmp_path: Path, *overrides: str, env: dict[str, str] | None = None
+         ) -> tuple[subprocess.CompletedProcess, Path]:
     run_dir = tmp_path / "run"
     proc = subprocess.run(
         [PYTHON, "-m", "itwinai_ray.cli", "exec-pipeline", "--config", str(HPO),
          f"run_dir={run_dir}", *overrides],
-        cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE,
+        cwd=tmp_path, env=env or subprocess_env(), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, timeout=540)
     return proc, run_dir / "digits-hpo"
 
@@ -47,8 +48,10 @@ def _ray_errors(experiment: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     """One run of the README demo (4 trials of 2 DDP workers, 3 epochs) through the real CLI,
-    its output in a pipe; the tests below read it from different sides."""
-    return _run(tmp_path_factory.mktemp("demo"), "epochs=3", "num_samples=4")
+    its output in a pipe, with only the base install's packages importable (the README's
+    `pip install -e .`); the tests below read it from different sides."""
+    return _run(tmp_path_factory.mktemp("demo"), "epochs=3", "num_samples=4",
+                env=base_install_env())
 
 
 @pytest.mark.timeout(600)

@@ -23,7 +23,8 @@ SPACE = {"x": {"type": "uniform", "lower": -5, "upper": 5},
 def test_tables_are_data():
     for table in (SEARCHERS, SCHEDULERS):
         assert all(isinstance(spec, AlgorithmSpec) and spec.description for spec in table.values())
-    assert SEARCHERS["optuna"].package == "optuna" and SEARCHERS["optuna"].extra == "hpo"
+    assert SEARCHERS["optuna"].package == "optuna" and SEARCHERS["optuna"].extra is None
+    assert SEARCHERS["hyperopt"].extra == "hpo"
     assert not SEARCHERS["optuna"].supports_grid
 
 
