@@ -44,19 +44,47 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def optional_modules() -> set[str]:
-    """Top-level modules of the distributions that only the package's extras install (from
-    its installed metadata, i.e. pyproject.toml as installed)."""
+def _pulled_in(requirements: list[str]) -> set[str]:
+    """The installed distributions that ``requirements`` pull in, transitively, with the
+    extras each one asks for (canonical names)."""
     import importlib.metadata
 
-    def name(requirement: str) -> str:
-        return re.split(r"[\s<>=!~\[;(]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
-    requirements = importlib.metadata.requires("itwinai-ray") or []
-    core = {name(r) for r in requirements if "extra ==" not in r}
-    only_extras = {name(r) for r in requirements if "extra ==" in r} - core - {"itwinai-ray"}
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        key = (canonicalize_name(req.name), frozenset(req.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            deps = importlib.metadata.requires(req.name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue  # not installed here (its marker does not apply)
+        for dep in map(Requirement, deps):
+            if dep.marker is None or any(dep.marker.evaluate({"extra": extra})
+                                         for extra in {"", *req.extras}):
+                todo.append(dep)
+    return {name for name, _ in seen}
+
+
+def optional_modules() -> set[str]:
+    """Top-level modules that only the extras of pyproject.toml install (with what they pull
+    in, less what the core dependencies pull in), and Horovod (scripts/install_horovod.sh)."""
+    import importlib.metadata
+
+    import tomllib
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = [r for reqs in project["optional-dependencies"].values() for r in reqs
+              if not r.startswith("itwinai-ray")]
+    left_out = _pulled_in(extras) - _pulled_in(project["dependencies"]) | {"horovod"}
     return {module for module, dists in importlib.metadata.packages_distributions().items()
-            if all(d.lower().replace("_", "-") in only_extras for d in dists)}
+            if all(canonicalize_name(d) in left_out for d in dists)}
 
 
 def base_install_env() -> dict[str, str]:

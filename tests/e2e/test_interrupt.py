@@ -36,7 +36,7 @@ def _interrupt_after_first_reports(run_dir: Path, path: str,
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("path", ["train", "pooled"])
-def test_interrupted_run_says_so_and_resume_redoes_nothing(tmp_path, path: str) -> None:
+def test_interrupted_run_says_so_and_resume_logs_each_epoch_once(tmp_path, path: str) -> None:
     """SIGTERM: through our handler (taken back from Ray's core after ray.init) into Tune's
     own stop. SIGUSR1 goes to Tune's handler directly: tests/e2e/test_slurm_e2e.py sends it."""
     sig = signal.SIGTERM

@@ -42,12 +42,23 @@ logger = logging.getLogger(__name__)
 LOG_FILES = ("result.json", "progress.csv")
 
 
-def _lines(fs: Any, path: str) -> int:
+def _read(fs: Any, path: str) -> bytes:
+    """The file's bytes; empty if it is missing or cannot be read."""
     try:
         with fs.open_input_stream(path) as f:
-            return f.read().count(b"\n")
-    except (FileNotFoundError, OSError):
-        return 0
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _log_paths(trial: Any) -> list[tuple[str, str, str]]:
+    """``(name, staging path, storage path)`` of each log file of the trial."""
+    return [(name, os.path.join(trial.local_path, name), f"{trial.storage.trial_fs_path}/{name}")
+            for name in LOG_FILES]
+
+
+def _lines(fs: Any, path: str) -> int:
+    return _read(fs, path).count(b"\n")
 
 
 def persist_trial_logs(trial: Any) -> dict[str, int]:
@@ -58,9 +69,7 @@ def persist_trial_logs(trial: Any) -> dict[str, int]:
     storage = trial.storage
     fs = storage.storage_filesystem
     kept = {}
-    for name in LOG_FILES:
-        local = os.path.join(trial.local_path, name)
-        remote = f"{storage.trial_fs_path}/{name}"
+    for name, local, remote in _log_paths(trial):
         if not os.path.isfile(local) or os.path.abspath(local) == os.path.abspath(remote):
             continue
         missing = _lines(pyarrow.fs.LocalFileSystem(), local) - _lines(fs, remote)
@@ -128,15 +137,13 @@ def _rewind_local(path: str, json_rows: bool, last: int) -> int:
 
 
 def _rewind_stored(fs: Any, path: str, json_rows: bool, last: int) -> int:
-    try:
-        with fs.open_input_stream(path) as f:
-            data = f.read()
-    except (FileNotFoundError, OSError):
-        return 0
+    """Written beside it, then moved over it: a crash keeps one whole copy."""
+    data = _read(fs, path)
     size, dropped = _kept_prefix(data, json_rows, last)
     if dropped:
-        with fs.open_output_stream(path) as f:
+        with fs.open_output_stream(f"{path}.rewind") as f:
             f.write(data[:size])
+        fs.move(f"{path}.rewind", path)
     return dropped
 
 
@@ -158,10 +165,8 @@ def rewind_trial_logs(trial: Any, last: int) -> dict[str, int]:
     """Drop the rows logged after iteration ``last`` from the trial's log files, in staging
     and storage (the CSV logger copies storage back on its first row after a resume); return
     ``{name: rows dropped}``."""
-    local_dir, stored_dir = trial.local_path, trial.storage.trial_fs_path
     dropped = {}
-    for name in LOG_FILES:
-        local, stored = os.path.join(local_dir, name), f"{stored_dir}/{name}"
+    for name, local, stored in _log_paths(trial):
         json_rows = name.endswith(".json")
         try:
             count = _rewind_local(local, json_rows, last)
