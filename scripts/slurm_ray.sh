@@ -351,8 +351,12 @@ environment with ray and itwinai-ray before sbatch, or set RAY_VENV." 2
         for i in "${!SRUN_PIDS[@]}"; do
             if ! kill -0 "${SRUN_PIDS[$i]}" 2>/dev/null; then
                 kill "$waiter" 2>/dev/null
+                # With the raylet's own logs where this host sees them (the node's temp dir
+                # is node-local: on another host they are not here).
+                local node_logs="${_RAY_JOB_TMP_PREFIX}${NODES[$i]}/r/session_latest/logs"
                 _fail_start "Ray on node ${NODES[$i]} exited during start-up." \
-                    "$_JOB_DIR/ray-${NODES[$i]}.log"
+                    "$_JOB_DIR/ray-${NODES[$i]}.log" "$node_logs/raylet.out" \
+                    "$node_logs/raylet.err"
             fi
         done
         sleep 0.2
